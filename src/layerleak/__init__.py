@@ -1,0 +1,7 @@
+"""layerleak: find secrets baked into container image layers."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,3 @@
+from layerleak.cli import main
+
+main()

@@ -1,0 +1,125 @@
+"""The command line: parse, call the scanner, render, exit. No logic worth testing lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from layerleak import __version__
+from layerleak.detect.engine import Engine
+from layerleak.detect.rules import load_rules
+from layerleak.errors import LayerleakError
+from layerleak.models import ScanReport, TargetResult
+from layerleak.policy import EXIT_ERROR, exit_code, parse_fail_on
+from layerleak.report.json_report import render_json
+from layerleak.report.progress import layer_progress
+from layerleak.report.table import render_table
+from layerleak.scan import ScanOptions, scan_source
+from layerleak.sources.targets import open_target
+
+SEVERITIES = ["critical", "high", "medium", "low", "none"]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"layerleak: error: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="layerleak")
+def main() -> None:
+    """Find secrets baked into container image layers."""
+
+
+@main.command()
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="Output format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the report to FILE instead of stdout.")
+@click.option("--show-secrets", is_flag=True,
+              help="Put whole secrets in the report (for responders who must rotate them).")
+@click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default="low",
+              show_default=True, help="Exit 1 when a finding is at or above this severity.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+              help="Scan only this platform of a multi-platform image.")
+@click.option("--rules", "rule_paths", multiple=True,
+              type=click.Path(exists=True, path_type=Path),
+              help="Extra rule file or directory (our TOML or gitleaks TOML); repeatable.")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def scan(
+    targets: tuple[str, ...],
+    fmt: str,
+    output: Path | None,
+    show_secrets: bool,
+    fail_on: str,
+    platform: str | None,
+    rule_paths: tuple[Path, ...],
+    no_progress: bool,
+) -> None:
+    """Scan images for secrets.
+
+    TARGET is docker-archive:PATH, oci-archive:PATH, oci:DIR[:REF], docker-daemon:NAME[:TAG],
+    docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
+    """
+    try:
+        engine = Engine(load_rules(rule_paths))
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    options = ScanOptions(show_secrets=show_secrets, platform=platform)
+    results: list[TargetResult] = []
+    with layer_progress(not no_progress) as progress:
+        for target in targets:
+            try:
+                with open_target(target) as source:
+                    images = scan_source(source, engine, options, progress)
+                results.append(TargetResult(target=target, images=tuple(images)))
+            except LayerleakError as exc:
+                _fail(exc.diagnostics())
+                results.append(TargetResult(target=target, error=exc.diagnostics()))
+    report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
+    for t in report.targets:
+        for image in t.images:
+            for issue in image.errors:
+                where = f" layer {issue.layer_index}" if issue.layer_index is not None else ""
+                _fail(f"{t.target} ({image.image}){where}: {issue.message}")
+    if fmt == "json":
+        text = render_json(report)
+    else:
+        color = output is None and sys.stdout.isatty()
+        text = render_table(report, _styler if color else _plain)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            _fail(f"cannot write {output}: {exc.strerror}")
+            sys.exit(EXIT_ERROR)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(exit_code(report, parse_fail_on(fail_on)))
+
+
+def _plain(text: str, _style: str) -> str:
+    return text
+
+
+def _styler(text: str, style: str) -> str:
+    if style == "bold":
+        return click.style(text, bold=True)
+    return click.style(text, fg=style) if style else text
+
+
+@main.command("rules")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path))
+def list_rules(rule_paths: tuple[Path, ...]) -> None:
+    """List the rules in use (built-in plus --rules)."""
+    try:
+        rules = load_rules(rule_paths)
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    for rule in sorted(rules, key=lambda r: r.id):
+        click.echo(f"{rule.id:<40} {str(rule.severity):<9} {rule.title}")
+    click.echo(f"{len(rules)} rules")

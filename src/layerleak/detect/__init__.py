@@ -1,0 +1,1 @@
+"""Detection: keyword prefilter, rules as data, entropy, false-positive filters, the engine."""

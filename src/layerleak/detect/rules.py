@@ -1,0 +1,193 @@
+"""Rules as data: load and validate TOML rule files, and hash a ruleset.
+
+Our own format (``[[rule]]`` tables) is documented in docs/rules.md. Files in gitleaks' format
+(``[[rules]]`` tables) are translated by :mod:`layerleak.detect.gitleaks`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import re2
+
+from layerleak.errors import RuleError
+from layerleak.models import Confidence, Severity
+
+DEFAULT_WINDOW = 256
+MAX_WINDOW = 16384
+SECRET_GROUP = "secret"
+
+
+@dataclass(frozen=True, slots=True)
+class Examples:
+    positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One detection rule. ``regex`` is RE2 syntax (linear time) with a ``secret`` group."""
+
+    id: str
+    title: str
+    severity: Severity
+    keywords: tuple[str, ...]
+    regex: str
+    confidence: Confidence = Confidence.HIGH
+    min_entropy: float | None = None
+    min_length: int = 0
+    window: int = DEFAULT_WINDOW
+    allowlist: tuple[str, ...] = ()
+    path_regex: str | None = None
+    generic: bool = False
+    examples: Examples = Examples()
+    origin: str = "builtin"
+
+
+def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RuleError(f"rule {rule_id}: {what} must be a list of strings")
+    return tuple(value)
+
+
+def compile_checked(pattern: str, rule_id: str, what: str = "regex") -> Any:
+    try:
+        return re2.compile(pattern)
+    except Exception as exc:  # re2.error is not a stable public name across versions
+        raise RuleError(f"rule {rule_id}: {what} is not valid RE2 syntax: {exc}") from None
+
+
+def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
+    """Validate one ``[[rule]]`` table. Raises RuleError with the rule id and the problem."""
+    rule_id = table.get("id")
+    if not isinstance(rule_id, str) or not rule_id:
+        raise RuleError(f"{origin}: a rule has no id")
+    known = {
+        "id", "title", "severity", "keywords", "regex", "confidence", "entropy", "min_length",
+        "window", "allowlist", "path", "generic", "examples", "description", "references",
+    }
+    unknown = set(table) - known
+    if unknown:
+        raise RuleError(f"rule {rule_id}: unknown field(s) {', '.join(sorted(unknown))}")
+    regex = table.get("regex")
+    if not isinstance(regex, str):
+        raise RuleError(f"rule {rule_id}: regex is required")
+    compiled = compile_checked(regex, rule_id)
+    if SECRET_GROUP not in compiled.groupindex:
+        raise RuleError(f"rule {rule_id}: regex needs a named group (?P<secret>...)")
+    keywords = tuple(k.lower() for k in _strs(table.get("keywords"), "keywords", rule_id))
+    if not keywords:
+        raise RuleError(f"rule {rule_id}: at least one keyword is required")
+    if any(len(k) < 3 for k in keywords):
+        raise RuleError(f"rule {rule_id}: keywords must be at least 3 characters")
+    allowlist = _strs(table.get("allowlist"), "allowlist", rule_id)
+    for pattern in allowlist:
+        compile_checked(pattern, rule_id, "allowlist entry")
+    path_regex = table.get("path")
+    if path_regex is not None:
+        if not isinstance(path_regex, str):
+            raise RuleError(f"rule {rule_id}: path must be a string regex")
+        compile_checked(path_regex, rule_id, "path")
+    window = table.get("window", DEFAULT_WINDOW)
+    if not isinstance(window, int) or not 16 <= window <= MAX_WINDOW:
+        raise RuleError(f"rule {rule_id}: window must be an integer in 16..{MAX_WINDOW}")
+    entropy = table.get("entropy")
+    if entropy is not None and not isinstance(entropy, int | float):
+        raise RuleError(f"rule {rule_id}: entropy must be a number")
+    examples_table = table.get("examples", {})
+    if not isinstance(examples_table, dict):
+        raise RuleError(f"rule {rule_id}: examples must be a table")
+    try:
+        severity = Severity.parse(str(table.get("severity", "medium")))
+        confidence = Confidence.parse(str(table.get("confidence", "high")))
+    except ValueError as exc:
+        raise RuleError(f"rule {rule_id}: {exc}") from None
+    return Rule(
+        id=rule_id,
+        title=str(table.get("title", rule_id)),
+        severity=severity,
+        keywords=keywords,
+        regex=regex,
+        confidence=confidence,
+        min_entropy=float(entropy) if entropy is not None else None,
+        min_length=int(table.get("min_length", 0)),
+        window=window,
+        allowlist=allowlist,
+        path_regex=path_regex,
+        generic=bool(table.get("generic", False)),
+        examples=Examples(
+            positive=_strs(examples_table.get("positive"), "examples.positive", rule_id),
+            negative=_strs(examples_table.get("negative"), "examples.negative", rule_id),
+        ),
+        origin=origin,
+    )
+
+
+def parse_rules_text(text: str, origin: str) -> list[Rule]:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{origin}: not valid TOML: {exc}") from None
+    if "rules" in doc and "rule" not in doc:
+        from layerleak.detect.gitleaks import translate_gitleaks
+
+        return translate_gitleaks(doc, origin)
+    tables = doc.get("rule", [])
+    if not isinstance(tables, list):
+        raise RuleError(f"{origin}: expected [[rule]] tables")
+    return [rule_from_table(t, origin) for t in tables]
+
+
+def builtin_rule_files() -> list[tuple[str, str]]:
+    """(name, text) of every built-in rule file, sorted by name."""
+    root = importlib.resources.files("layerleak.signatures")
+    files = sorted((p for p in root.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name)
+    return [(p.name, p.read_text(encoding="utf-8")) for p in files]
+
+
+def load_rules(extra: Iterable[Path] = (), builtin: bool = True) -> list[Rule]:
+    """Built-in rules plus the user's (a file or a directory of .toml files)."""
+    rules: list[Rule] = []
+    if builtin:
+        for name, text in builtin_rule_files():
+            rules.extend(parse_rules_text(text, f"signatures/{name}"))
+    for path in extra:
+        files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
+        if not files:
+            raise RuleError(f"{path}: no .toml rule files found")
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise RuleError(f"{file}: cannot read rule file ({exc.strerror})") from None
+            rules.extend(parse_rules_text(text, str(file)))
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.id in seen:
+            raise RuleError(f"rule {rule.id} is defined twice ({seen[rule.id]} and {rule.origin})")
+        seen[rule.id] = rule.origin
+    return rules
+
+
+def ruleset_hash(rules: Sequence[Rule]) -> str:
+    """A short stable hash of everything that changes what the rules find."""
+    h = hashlib.sha256()
+    for r in sorted(rules, key=lambda r: r.id):
+        parts = (
+            r.id, str(r.severity), str(r.confidence), "|".join(r.keywords), r.regex,
+            repr(r.min_entropy), str(r.min_length), str(r.window), "|".join(r.allowlist),
+            r.path_regex or "", str(r.generic),
+        )
+        h.update("\x1f".join(parts).encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]

@@ -1,0 +1,41 @@
+"""Turn matches into findings: fingerprints, redaction, and scrubbing secrets out of other text."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+FINGERPRINT_VERSION = "v1"
+
+
+def fingerprint(rule_id: str, secret: str) -> str:
+    """Stable across images, machines and runs: the same secret under the same rule."""
+    digest = hashlib.sha256(f"layerleak:{FINGERPRINT_VERSION}:{rule_id}:{secret}".encode())
+    return digest.hexdigest()[:32]
+
+
+def redact(secret: str) -> str:
+    """Enough to recognise a secret you already know, never enough to use it."""
+    first_line = secret.strip().splitlines()[0] if secret.strip() else ""
+    if first_line.startswith("-----BEGIN"):
+        return first_line + " …(redacted)"
+    n = len(secret)
+    if n >= 24:
+        shown = 6
+    elif n >= 12:
+        shown = 4
+    elif n >= 8:
+        shown = 2
+    else:
+        shown = 0
+    return secret[:shown] + "*" * 8 + f" ({n} chars)"
+
+
+def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
+    """Replace every known secret inside ``text`` (a history step, an env line) by its redaction."""
+    if text is None:
+        return None
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret and secret in text:
+            text = text.replace(secret, redact(secret))
+    return text

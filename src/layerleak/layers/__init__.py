@@ -1,0 +1,1 @@
+"""Layers: decompression, the streaming tar walk, whiteouts and history pairing."""

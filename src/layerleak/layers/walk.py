@@ -1,0 +1,123 @@
+"""Walk one layer's tar stream: record what it adds and deletes, and scan every regular file.
+
+A layer is scanned on its own, independently of the others: its result (:class:`LayerScan`)
+keeps the paths it touched, so a file's fate (present, deleted, overwritten) is decided afterwards
+by :mod:`layerleak.layers.status`. That makes layer order irrelevant to the walk, so streamed
+archives and parallel workers need no coordination.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO
+
+import zstandard
+
+from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.entries.content import scan_entry
+from layerleak.layers.decompress import open_decompressed
+from layerleak.models import Match
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE = ".wh..wh..opq"
+KIND_DIR = "d"
+KIND_OTHER = "f"
+
+
+@dataclass(frozen=True, slots=True)
+class FileHit:
+    path: str
+    match: Match
+    inner_path: str | None = None
+
+
+@dataclass(slots=True)
+class LayerScan:
+    """What one layer holds and what was found in it."""
+
+    key: str
+    entries: dict[str, str] = field(default_factory=dict)  # path -> KIND_DIR | KIND_OTHER
+    whiteouts: set[str] = field(default_factory=set)
+    opaque: set[str] = field(default_factory=set)
+    hits: list[FileHit] = field(default_factory=list)
+    bytes_read: int = 0
+    files_scanned: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # format -> count
+    error: str | None = None
+
+
+def normalize(name: str) -> str:
+    path = posixpath.normpath("/" + name)
+    return "/" if path == "//" else path
+
+
+class _Counting:
+    """Counts uncompressed bytes read through it (for bytes_scanned and progress)."""
+
+    def __init__(self, inner: IO[bytes], progress: Callable[[int], None] | None) -> None:
+        self.inner = inner
+        self.count = 0
+        self.progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.count += len(data)
+        if self.progress is not None:
+            self.progress(len(data))
+        return data
+
+
+def scan_layer(
+    key: str,
+    raw: IO[bytes],
+    engine: Engine,
+    progress: Callable[[int], None] | None = None,
+) -> LayerScan:
+    """Scan one layer blob. Corruption is recorded in ``error``; what was read is kept."""
+    result = LayerScan(key=key)
+    counter = _Counting(open_decompressed(raw), progress)
+    try:
+        tar = tarfile.open(fileobj=counter, mode="r|")  # type: ignore[call-overload]
+        for member in tar:
+            _visit(tar, member, result, engine)
+    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+        result.error = _describe(exc, counter.count)
+    result.bytes_read = counter.count
+    return result
+
+
+def _describe(exc: BaseException, at: int) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, EOFError) or "truncated" in text.lower() or "unexpected end" in text:
+        return f"layer is truncated (after {at} uncompressed bytes)"
+    return f"layer is corrupt after {at} uncompressed bytes: {text}"
+
+
+def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine) -> None:
+    path = normalize(member.name)
+    parent, base = posixpath.split(path)
+    if base.startswith(WHITEOUT_PREFIX):
+        if base == OPAQUE:
+            result.opaque.add(parent)
+        elif not base.startswith(".wh..wh."):  # other .wh..wh.* are AUFS metadata
+            result.whiteouts.add(posixpath.join(parent, base[len(WHITEOUT_PREFIX) :]))
+        return
+    result.entries[path] = KIND_DIR if member.isdir() else KIND_OTHER
+    # Hardlinks and symlinks point at content scanned elsewhere: never scan it twice.
+    if not member.isreg() or member.size == 0:
+        return
+    f = tar.extractfile(member)
+    if f is None:
+        return
+    first = f.read(CHUNK_SIZE)
+    reason, matches = scan_entry(path, first, f, engine)
+    if reason is not None:
+        result.skipped[reason] = result.skipped.get(reason, 0) + 1
+        return
+    result.files_scanned += 1
+    for inner_path, match in matches:
+        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))

@@ -1,0 +1,167 @@
+"""Values that flow through the scanner: frozen, typed, and free of plaintext secrets by default."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that ``severity >= threshold`` reads naturally."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name.lower() for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Confidence(enum.IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Confidence:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown confidence {text!r} (expected low, medium or high)") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+class Status(enum.Enum):
+    """Where a file-borne finding stands in the final filesystem."""
+
+    PRESENT = "present"
+    DELETED = "deleted"
+    OVERWRITTEN = "overwritten"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class SourceKind(enum.Enum):
+    LAYER = "layer"
+    CONFIG = "config"
+    HISTORY = "history"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A rule matched inside one chunk of bytes. Holds the plaintext: never leaves the scan."""
+
+    rule_id: str
+    secret: str
+    offset: int  # byte offset of the secret inside the scanned buffer
+    line: int  # 1-based line of the secret inside the scanned buffer
+    confidence: Confidence = Confidence.HIGH
+    reason: str | None = None  # why confidence was lowered, e.g. "vendor"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a secret lives in an image."""
+
+    source: SourceKind
+    layer_index: int | None = None
+    layer_digest: str | None = None
+    created_by: str | None = None
+    path: str | None = None
+    inner_path: str | None = None
+    line: int | None = None
+    status: Status | None = None
+    removed_in_layer: int | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A reportable secret. ``secret`` is plaintext only when the user asked for it."""
+
+    rule_id: str
+    title: str
+    severity: Severity
+    confidence: Confidence
+    target: str
+    image: str
+    image_id: str | None
+    location: Location
+    fingerprint: str
+    redacted: str
+    secret: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanIssue:
+    """Something that could not be scanned completely; reported, never fatal for the rest."""
+
+    message: str
+    layer_index: int | None = None
+    layer_digest: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LayerSummary:
+    index: int
+    digest: str  # diff_id (uncompressed digest) when known, else the blob digest
+    blob_digest: str | None
+    media_type: str | None
+    created_by: str | None
+    bytes_scanned: int
+    files_scanned: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    target: str
+    image: str  # a human name: repo:tag, ref name, or digest
+    image_id: str | None  # config digest
+    platform: str | None
+    layers: tuple[LayerSummary, ...]
+    bytes_scanned: int
+    errors: tuple[ScanIssue, ...]
+    findings: tuple[Finding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    """One TARGET argument: zero or more images, or an error that stopped it before any image."""
+
+    target: str
+    images: tuple[ImageResult, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    targets: tuple[TargetResult, ...]
+    ruleset: str
+    secrets_shown: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for t in self.targets for i in t.images for f in i.findings]
+
+    @property
+    def has_errors(self) -> bool:
+        return any(t.error or any(i.errors for i in t.images) for t in self.targets)

@@ -1,0 +1,24 @@
+"""Exit codes: the contract CI relies on."""
+
+from __future__ import annotations
+
+from layerleak.models import ScanReport, Severity
+
+EXIT_CLEAN = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    """``none`` means never fail on findings."""
+    return None if value.lower() == "none" else Severity.parse(value)
+
+
+def exit_code(report: ScanReport, fail_on: Severity | None) -> int:
+    """2 if anything could not be scanned (a clean result would be a lie), else 1 if any finding
+    is at or above ``fail_on``, else 0."""
+    if report.has_errors:
+        return EXIT_ERROR
+    if fail_on is not None and any(f.severity >= fail_on for f in report.findings):
+        return EXIT_FINDINGS
+    return EXIT_CLEAN

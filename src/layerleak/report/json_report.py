@@ -1,0 +1,89 @@
+"""The JSON report: a documented, versioned contract (README, "JSON output")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from layerleak import __version__
+from layerleak.models import Finding, ImageResult, ScanReport
+
+JSON_VERSION = 1
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    loc = f.location
+    return {
+        "rule_id": f.rule_id,
+        "title": f.title,
+        "severity": str(f.severity),
+        "confidence": str(f.confidence),
+        "target": f.target,
+        "image": f.image,
+        "image_id": f.image_id,
+        "source": str(loc.source),
+        "layer_index": loc.layer_index,
+        "layer_digest": loc.layer_digest,
+        "created_by": loc.created_by,
+        "path": loc.path,
+        "inner_path": loc.inner_path,
+        "line": loc.line,
+        "status": str(loc.status) if loc.status else None,
+        "removed_in_layer": loc.removed_in_layer,
+        "key": loc.key,
+        "fingerprint": f.fingerprint,
+        "secret": f.secret if f.secret is not None else f.redacted,
+        "redacted": f.secret is None,
+        "reason": f.reason,
+    }
+
+
+def image_dict(target: str, image: ImageResult) -> dict[str, Any]:
+    return {
+        "target": target,
+        "image": image.image,
+        "image_id": image.image_id,
+        "platform": image.platform,
+        "layers": [
+            {
+                "index": layer.index,
+                "digest": layer.digest,
+                "blob_digest": layer.blob_digest,
+                "media_type": layer.media_type,
+                "created_by": layer.created_by,
+                "bytes_scanned": layer.bytes_scanned,
+                "files_scanned": layer.files_scanned,
+            }
+            for layer in image.layers
+        ],
+        "bytes_scanned": image.bytes_scanned,
+        "errors": [
+            {k: v for k, v in (("message", e.message), ("layer_index", e.layer_index),
+                               ("layer_digest", e.layer_digest), ("path", e.path)) if v is not None}
+            for e in image.errors
+        ],
+        "findings": len(image.findings),
+    }
+
+
+def report_dict(report: ScanReport) -> dict[str, Any]:
+    targets: list[dict[str, Any]] = []
+    for t in report.targets:
+        if t.error is not None:
+            targets.append(
+                {"target": t.target, "image": None, "image_id": None, "platform": None,
+                 "layers": [], "bytes_scanned": 0, "errors": [{"message": t.error}],
+                 "findings": 0}
+            )
+        targets.extend(image_dict(t.target, i) for i in t.images)
+    return {
+        "version": JSON_VERSION,
+        "tool": {"name": "layerleak", "version": __version__, "ruleset": report.ruleset},
+        "secrets_shown": report.secrets_shown,
+        "targets": targets,
+        "findings": [finding_dict(f) for f in report.findings],
+    }
+
+
+def render_json(report: ScanReport) -> str:
+    return json.dumps(report_dict(report), indent=2) + "\n"

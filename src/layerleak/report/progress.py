@@ -1,0 +1,39 @@
+"""A progress bar on stderr for long scans, only when stderr is a terminal (rich)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from layerleak.scan import ProgressHook
+
+
+@contextmanager
+def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+    def hook(key: str, size: int | None) -> Callable[[int], None]:
+        label = key.rsplit("/", 1)[-1][:16]
+        task = progress.add_task(label, total=None if size is None else None)
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        return advance
+
+    with progress:
+        yield hook

@@ -1,0 +1,198 @@
+"""The one place sources, layers, detection and findings meet.
+
+``scan_source`` reads every wanted layer once (shared layers are scanned once for all images that
+use them), decides each file-borne match's status from the layers above it, scans config and
+history, and returns :class:`ImageResult` values holding redacted findings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from layerleak.config_scan import config_texts
+from layerleak.detect.engine import Engine
+from layerleak.errors import LayerleakError
+from layerleak.findings import fingerprint, redact, scrub
+from layerleak.layers.history import layer_steps
+from layerleak.layers.status import file_status
+from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.models import (
+    Finding,
+    ImageResult,
+    LayerSummary,
+    Location,
+    Match,
+    ScanIssue,
+    SourceKind,
+    Status,
+)
+from layerleak.sources.interface import ImageDesc, ImageSource
+from layerleak.sources.layout import platform_matches
+
+ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    show_secrets: bool = False
+    platform: str | None = None
+
+
+def select_images(images: Sequence[ImageDesc], platform: str | None) -> list[ImageDesc]:
+    return [i for i in images if platform_matches(i.platform, platform)]
+
+
+def scan_source(
+    source: ImageSource,
+    engine: Engine,
+    options: ScanOptions,
+    progress: ProgressHook | None = None,
+) -> list[ImageResult]:
+    scans: dict[str, LayerScan] = {}
+    if source.streaming:
+        for key, stream in source.blobs(None):
+            scans[key] = scan_layer(key, stream, engine, progress(key, None) if progress else None)
+        images = select_images(source.images(), options.platform)
+    else:
+        images = select_images(source.images(), options.platform)
+        sizes = {layer.key: layer.size for image in images for layer in image.layers}
+        for key, stream in source.blobs(set(sizes)):
+            hook = progress(key, sizes.get(key)) if progress else None
+            scans[key] = scan_layer(key, stream, engine, hook)
+    if options.platform and not images:
+        raise LayerleakError(f"{source.target}: no image for platform {options.platform}")
+    return [assemble(source.target, image, scans, engine, options) for image in images]
+
+
+def assemble(
+    target: str,
+    image: ImageDesc,
+    scans: dict[str, LayerScan],
+    engine: Engine,
+    options: ScanOptions,
+) -> ImageResult:
+    issues = [ScanIssue(message=p) for p in image.problems]
+    steps = layer_steps(image.config, len(image.layers))
+    stack: list[LayerScan | None] = []
+    for layer in image.layers:
+        scan = scans.get(layer.key)
+        if scan is None:
+            issues.append(
+                ScanIssue(
+                    message="layer blob is missing from the image",
+                    layer_index=layer.index,
+                    layer_digest=layer.digest,
+                )
+            )
+        elif scan.error:
+            issues.append(
+                ScanIssue(message=scan.error, layer_index=layer.index, layer_digest=layer.digest)
+            )
+        stack.append(scan)
+
+    raw: list[tuple[Match, Location]] = []
+    for layer, scan in zip(image.layers, stack, strict=True):
+        if scan is None:
+            continue
+        for hit in scan.hits:
+            status, removed = file_status(hit.path, layer.index, stack)
+            raw.append(
+                (
+                    hit.match,
+                    Location(
+                        source=SourceKind.LAYER,
+                        layer_index=layer.index,
+                        layer_digest=layer.digest,
+                        created_by=steps[layer.index],
+                        path=hit.path,
+                        inner_path=hit.inner_path,
+                        line=hit.match.line,
+                        status=status,
+                        removed_in_layer=removed,
+                    ),
+                )
+            )
+    for item in config_texts(image.config):
+        for match in engine.scan(item.text.encode("utf-8", "surrogateescape")):
+            raw.append(
+                (
+                    match,
+                    Location(
+                        source=item.source,
+                        key=item.key,
+                        created_by=item.text if item.source is SourceKind.HISTORY else None,
+                        line=None,
+                    ),
+                )
+            )
+
+    secrets = [m.secret for m, _ in raw]
+    findings = []
+    for match, loc in raw:
+        rule = engine.rule(match.rule_id)
+        if not options.show_secrets:
+            loc = _scrubbed(loc, secrets)
+        findings.append(
+            Finding(
+                rule_id=rule.id,
+                title=rule.title,
+                severity=rule.severity,
+                confidence=match.confidence,
+                target=target,
+                image=image.name,
+                image_id=image.image_id,
+                location=loc,
+                fingerprint=fingerprint(rule.id, match.secret),
+                redacted=redact(match.secret),
+                secret=match.secret if options.show_secrets else None,
+                reason=match.reason,
+            )
+        )
+    findings.sort(key=_order)
+    summaries = []
+    for layer, scan in zip(image.layers, stack, strict=True):
+        step = steps[layer.index]
+        summaries.append(
+            LayerSummary(
+                index=layer.index,
+                digest=layer.digest,
+                blob_digest=layer.blob_digest,
+                media_type=layer.media_type,
+                created_by=step if options.show_secrets else scrub(step, secrets),
+                bytes_scanned=scan.bytes_read if scan else 0,
+                files_scanned=scan.files_scanned if scan else 0,
+            )
+        )
+    return ImageResult(
+        target=target,
+        image=image.name,
+        image_id=image.image_id,
+        platform=image.platform,
+        layers=tuple(summaries),
+        bytes_scanned=sum(s.bytes_scanned for s in summaries),
+        errors=tuple(issues),
+        findings=tuple(findings),
+    )
+
+
+def _scrubbed(loc: Location, secrets: list[str]) -> Location:
+    if loc.created_by is None:
+        return loc
+    return dataclasses.replace(loc, created_by=scrub(loc.created_by, secrets))
+
+
+_SOURCE_ORDER = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}
+_STATUS_ORDER = {Status.PRESENT: 0, Status.DELETED: 1, Status.OVERWRITTEN: 2, None: 3}
+
+
+def _order(f: Finding) -> tuple[int, int, str, int, str]:
+    loc = f.location
+    return (
+        _SOURCE_ORDER[loc.source],
+        loc.layer_index if loc.layer_index is not None else -1,
+        loc.path or loc.key or "",
+        loc.line or 0,
+        f.rule_id,
+    )

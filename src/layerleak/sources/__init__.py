@@ -1,0 +1,1 @@
+"""Where images come from. Every source implements :class:`~layerleak.sources.interface.ImageSource`."""
