@@ -51,8 +51,7 @@ class LayerScan:
 
 
 def normalize(name: str) -> str:
-    path = posixpath.normpath("/" + name)
-    return "/" if path == "//" else path
+    return posixpath.normpath("/" + name.lstrip("/"))
 
 
 class _Counting:

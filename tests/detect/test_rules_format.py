@@ -1,0 +1,58 @@
+"""Rule files are validated: a bad rule is one clear error naming the rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from layerleak.detect.rules import load_rules, parse_rules_text, ruleset_hash
+from layerleak.errors import RuleError
+
+GOOD = '''
+[[rule]]
+id = "x-token"
+title = "X"
+severity = "high"
+keywords = ["xtk_"]
+regex = \'\'\'(?P<secret>xtk_[a-z]{10})\'\'\'
+'''
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD.replace("(?P<secret>", "("), "named group"),
+        (GOOD.replace('keywords = ["xtk_"]', "keywords = []"), "keyword"),
+        (GOOD.replace('keywords = ["xtk_"]', 'keywords = ["x"]'), "at least 3"),
+        (GOOD.replace('severity = "high"', 'severity = "urgent"'), "unknown severity"),
+        (GOOD.replace("xtk_[a-z]{10}", "(?<=a)b"), "RE2"),
+        (GOOD + 'colour = "red"\n', "unknown field"),
+        ("[[rule]\n", "not valid TOML"),
+    ],
+)
+def test_invalid_rules_name_the_problem(text: str, message: str) -> None:
+    with pytest.raises(RuleError) as err:
+        parse_rules_text(text, "mine.toml")
+    assert message in err.value.diagnostics()
+
+
+def test_user_rules_from_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(GOOD)
+    rules = load_rules([tmp_path], builtin=False)
+    assert [r.id for r in rules] == ["x-token"]
+    assert rules[0].origin.endswith("a.toml")
+
+
+def test_duplicate_ids_are_rejected(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(GOOD)
+    (tmp_path / "b.toml").write_text(GOOD)
+    with pytest.raises(RuleError, match="defined twice"):
+        load_rules([tmp_path], builtin=False)
+
+
+def test_ruleset_hash_changes_with_the_rules() -> None:
+    a = parse_rules_text(GOOD, "a")
+    b = parse_rules_text(GOOD.replace("{10}", "{11}"), "b")
+    assert ruleset_hash(a) == ruleset_hash(parse_rules_text(GOOD, "c"))
+    assert ruleset_hash(a) != ruleset_hash(b)

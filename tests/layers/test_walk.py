@@ -1,0 +1,120 @@
+"""The streaming layer walk: whiteouts, hardlinks, compression by magic, corruption."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+
+import pytest
+import zstandard
+
+from layerleak.detect.engine import Engine
+from layerleak.detect.rules import parse_rules_text
+from layerleak.layers.walk import KIND_DIR, KIND_OTHER, normalize, scan_layer
+
+RULES = '''
+[[rule]]
+id = "test-token"
+title = "Test token"
+severity = "high"
+keywords = ["tkn_"]
+regex = \'\'\'(?P<secret>tkn_[A-Za-z0-9]{20})\'\'\'
+'''
+SECRET = "tkn_Q7wE9rT2yU4iO6pA8sD1"
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(parse_rules_text(RULES, "test"))
+
+
+def make_layer(members: list[tuple[str, bytes | None, str | None]]) -> bytes:
+    """(name, data or None for a directory, hardlink/symlink target)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, link in members:
+            info = tarfile.TarInfo(name)
+            if link is not None:
+                info.type = tarfile.LNKTYPE if data == b"hard" else tarfile.SYMTYPE
+                info.linkname = link
+                tar.addfile(info)
+            elif data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_normalize() -> None:
+    assert normalize("./etc/passwd") == "/etc/passwd"
+    assert normalize("etc/dir/") == "/etc/dir"
+    assert normalize("/a/../b") == "/b"
+    assert normalize("./") == "/"
+
+
+def test_entries_whiteouts_and_hits(engine: Engine) -> None:
+    blob = make_layer(
+        [
+            ("./etc/", None, None),
+            ("./etc/app.conf", f"a=1\ntoken={SECRET}\n".encode(), None),
+            ("etc/.wh.old.conf", b"", None),
+            ("var/lib/.wh..wh..opq", b"", None),
+            ("etc/.wh..wh.plnk", b"", None),
+        ]
+    )
+    scan = scan_layer("k", io.BytesIO(blob), engine)
+    assert scan.error is None
+    assert scan.entries == {"/etc": KIND_DIR, "/etc/app.conf": KIND_OTHER}
+    assert scan.whiteouts == {"/etc/old.conf"}
+    assert scan.opaque == {"/var/lib"}
+    assert [(h.path, h.match.secret, h.match.line) for h in scan.hits] == [
+        ("/etc/app.conf", SECRET, 2)
+    ]
+    assert scan.bytes_read == len(blob)
+
+
+def test_hardlinks_and_symlinks_are_not_scanned_twice(engine: Engine) -> None:
+    blob = make_layer(
+        [
+            ("a/key", SECRET.encode(), None),
+            ("b/key", b"hard", "a/key"),
+            ("c/key", b"sym", "/a/key"),
+        ]
+    )
+    scan = scan_layer("k", io.BytesIO(blob), engine)
+    assert [h.path for h in scan.hits] == ["/a/key"]
+    assert set(scan.entries) == {"/a/key", "/b/key", "/c/key"}
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, zstandard.ZstdCompressor().compress, bytes])
+def test_compression_decided_by_magic(engine: Engine, compress: object) -> None:
+    blob = make_layer([("f", SECRET.encode(), None)])
+    data = compress(blob)  # type: ignore[operator]
+    scan = scan_layer("k", io.BytesIO(data), engine)
+    assert scan.error is None
+    assert [h.match.secret for h in scan.hits] == [SECRET]
+
+
+def test_truncated_layer_keeps_what_was_read(engine: Engine) -> None:
+    blob = make_layer([("a", SECRET.encode(), None), ("b", b"x" * 200_000, None)])
+    data = gzip.compress(blob)
+    scan = scan_layer("k", io.BytesIO(data[: len(data) // 2]), engine)
+    assert scan.error is not None and "truncated" in scan.error
+    assert [h.path for h in scan.hits] == ["/a"]
+
+
+def test_garbage_layer_is_an_error_not_an_exception(engine: Engine) -> None:
+    scan = scan_layer("k", io.BytesIO(b"\x1f\x8b" + b"garbage" * 100), engine)
+    assert scan.error is not None
+    assert scan.hits == []
+
+
+def test_compressed_media_is_skipped_by_magic(engine: Engine) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + SECRET.encode()
+    blob = make_layer([("logo.png", png, None), ("plain.bin", b"\x00\x01" + SECRET.encode(), None)])
+    scan = scan_layer("k", io.BytesIO(blob), engine)
+    assert scan.skipped == {"png": 1}
+    assert [h.path for h in scan.hits] == ["/plain.bin"]
