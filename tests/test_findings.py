@@ -30,3 +30,13 @@ def test_scrub_replaces_every_known_secret() -> None:
     assert "tkn_Q7wE9rT2yU4iO6pA8sD1" not in out and "hunter2hunter2" not in out
     assert out.endswith("/bin/sh -c build")
     assert scrub(None, ["x"]) is None
+
+
+def test_sensitive_build_args_are_masked_even_without_a_finding() -> None:
+    from layerleak.findings import scrub_build_args
+
+    step = "|3 VERSION=1.2.3 DB_PASSWORD=pw1 NPM_TOKEN= /bin/sh -c make"
+    out = scrub_build_args(step)
+    assert out == "|3 VERSION=1.2.3 DB_PASSWORD=******** (3 chars) NPM_TOKEN= /bin/sh -c make"
+    assert scrub_build_args("/bin/sh -c make") == "/bin/sh -c make"
+    assert scrub_build_args(None) is None

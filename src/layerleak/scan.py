@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from layerleak.config_scan import config_texts
 from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError
-from layerleak.findings import fingerprint, redact, scrub
+from layerleak.findings import fingerprint, redact, scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
 from layerleak.layers.status import file_status
 from layerleak.layers.walk import LayerScan, scan_layer
@@ -160,7 +160,7 @@ def assemble(
                 digest=layer.digest,
                 blob_digest=layer.blob_digest,
                 media_type=layer.media_type,
-                created_by=step if options.show_secrets else scrub(step, secrets),
+                created_by=step if options.show_secrets else scrub_build_args(scrub(step, secrets)),
                 bytes_scanned=scan.bytes_read if scan else 0,
                 files_scanned=scan.files_scanned if scan else 0,
             )
@@ -180,7 +180,7 @@ def assemble(
 def _scrubbed(loc: Location, secrets: list[str]) -> Location:
     if loc.created_by is None:
         return loc
-    return dataclasses.replace(loc, created_by=scrub(loc.created_by, secrets))
+    return dataclasses.replace(loc, created_by=scrub_build_args(scrub(loc.created_by, secrets)))
 
 
 _SOURCE_ORDER = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}

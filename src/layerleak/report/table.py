@@ -16,8 +16,7 @@ def _plain(text: str, _style: str) -> str:
 
 
 def _cut(text: str, width: int) -> str:
-    indent = text[: len(text) - len(text.lstrip(" "))]
-    text = indent + " ".join(text.split())
+    text = " ".join(text.splitlines()).replace("\t", " ").rstrip()
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -103,7 +102,10 @@ def render_table(report: ScanReport, style: Style = _plain) -> str:
     out: list[str] = []
     for target in report.targets:
         if target.error:
-            out.append(style(_cut(f"{target.target}: {target.error}", WIDTH), "red"))
+            message = target.error
+            if not message.startswith(target.target):
+                message = f"{target.target}: {message}"
+            out.append(style(_cut(message, WIDTH), "red"))
             out.append("")
         for image in target.images:
             out.extend(render_image(image, style))
