@@ -11,13 +11,17 @@ from layerleak import __version__
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
 from layerleak.errors import LayerleakError
-from layerleak.models import ScanReport, TargetResult
+from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.parallel import default_jobs
 from layerleak.policy import EXIT_ERROR, exit_code, parse_fail_on
+from layerleak.policy import min_confidence as confidence_at_least
 from layerleak.report.json_report import render_json
 from layerleak.report.progress import layer_progress
 from layerleak.report.table import render_table
 from layerleak.scan import ScanOptions, scan_source
+from layerleak.sources.interface import SourceOptions
 from layerleak.sources.targets import open_target
+from layerleak.store.cache import LayerCache
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -48,6 +52,19 @@ def main() -> None:
               type=click.Path(exists=True, path_type=Path),
               help="Extra rule file or directory (our TOML or gitleaks TOML); repeatable.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--min-confidence", type=click.Choice(["low", "medium", "high"], case_sensitive=False),
+              default="medium", show_default=True,
+              help="Report findings at or above this confidence (low shows vendor package files).")
+@click.option("--username", metavar="USER",
+              help="Registry user name (else env LAYERLEAK_USERNAME); pair with --password-stdin.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the registry password from stdin (else env LAYERLEAK_PASSWORD).")
+@click.option("--insecure", is_flag=True,
+              help="Registries: allow plain HTTP and do not verify TLS certificates.")
+@click.option("--no-cache", is_flag=True,
+              help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Processes that scan layers at once  [default: the CPUs available, at most 8].")
 def scan(
     targets: tuple[str, ...],
     fmt: str,
@@ -57,6 +74,12 @@ def scan(
     platform: str | None,
     rule_paths: tuple[Path, ...],
     no_progress: bool,
+    min_confidence: str,
+    username: str | None,
+    password_stdin: bool,
+    insecure: bool,
+    no_cache: bool,
+    jobs: int | None,
 ) -> None:
     """Scan images for secrets.
 
@@ -69,22 +92,39 @@ def scan(
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
     options = ScanOptions(show_secrets=show_secrets, platform=platform)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    source_options = SourceOptions(username=username, password=password, insecure=insecure,
+                                   platform=platform)
     results: list[TargetResult] = []
+    try:
+        cache = None if no_cache else LayerCache.open_default()
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
     with layer_progress(not no_progress) as progress:
         for target in targets:
             try:
-                with open_target(target) as source:
-                    images = scan_source(source, engine, options, progress)
+                with open_target(target, source_options) as source:
+                    images = scan_source(source, engine, options, progress,
+                                         jobs=jobs or default_jobs(), cache=cache)
                 results.append(TargetResult(target=target, images=tuple(images)))
             except LayerleakError as exc:
                 _fail(exc.diagnostics())
                 results.append(TargetResult(target=target, error=exc.diagnostics()))
+    if cache is not None:
+        cache.close()
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
+    report = confidence_at_least(report, Confidence.parse(min_confidence))
     for t in report.targets:
         for image in t.images:
             for issue in image.errors:
                 where = f" layer {issue.layer_index}" if issue.layer_index is not None else ""
-                _fail(f"{t.target} ({image.image}){where}: {issue.message}")
+                where += f" {issue.path}" if issue.path is not None else ""
+                line = f"{t.target} ({image.image}){where}: {issue.message}"
+                if issue.fatal:
+                    _fail(line)
+                else:
+                    click.echo(f"layerleak: warning: {line}", err=True)
     if fmt == "json":
         text = render_json(report)
     else:

@@ -107,16 +107,24 @@ class Finding:
     redacted: str
     secret: str | None = None
     reason: str | None = None
+    # The same secret in the same file in other layers (see dedup.py); ``location`` is the lowest.
+    other_locations: tuple[Location, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class ScanIssue:
-    """Something that could not be scanned completely; reported, never fatal for the rest."""
+    """Something that could not be scanned completely; reported, never fatal for the rest.
+
+    ``fatal`` issues (a layer that cannot be read to its end, a missing or corrupt blob) make the
+    scan's result incomplete: exit code 2. Others (a nested archive cut short by a documented
+    limit, a corrupt member inside one, a malformed but readable manifest) are warnings.
+    """
 
     message: str
     layer_index: int | None = None
     layer_digest: str | None = None
     path: str | None = None
+    fatal: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,7 @@ class ImageResult:
     bytes_scanned: int
     errors: tuple[ScanIssue, ...]
     findings: tuple[Finding, ...]
+    hidden_findings: int = 0  # below the --min-confidence threshold, left out of ``findings``
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,4 +173,6 @@ class ScanReport:
 
     @property
     def has_errors(self) -> bool:
-        return any(t.error or any(i.errors for i in t.images) for t in self.targets)
+        return any(
+            t.error or any(e.fatal for i in t.images for e in i.errors) for t in self.targets
+        )

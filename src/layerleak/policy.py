@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from layerleak.models import ScanReport, Severity
+import dataclasses
+
+from layerleak.models import Confidence, ScanReport, Severity
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -22,3 +24,22 @@ def exit_code(report: ScanReport, fail_on: Severity | None) -> int:
     if fail_on is not None and any(f.severity >= fail_on for f in report.findings):
         return EXIT_FINDINGS
     return EXIT_CLEAN
+
+
+def min_confidence(report: ScanReport, minimum: Confidence) -> ScanReport:
+    """The report without findings below ``minimum`` (vendor content is ``low``); each image
+    counts what it hid in ``hidden_findings``, so a report never hides silently."""
+    targets = []
+    for target in report.targets:
+        images = []
+        for image in target.images:
+            kept = tuple(f for f in image.findings if f.confidence >= minimum)
+            images.append(
+                dataclasses.replace(
+                    image,
+                    findings=kept,
+                    hidden_findings=image.hidden_findings + len(image.findings) - len(kept),
+                )
+            )
+        targets.append(dataclasses.replace(target, images=tuple(images)))
+    return dataclasses.replace(report, targets=tuple(targets))

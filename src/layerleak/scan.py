@@ -12,24 +12,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from layerleak.config_scan import config_texts
+from layerleak.dedup import dedup
 from layerleak.detect.engine import Engine
+from layerleak.entries import provenance
 from layerleak.errors import LayerleakError
-from layerleak.findings import fingerprint, redact, scrub, scrub_build_args
+from layerleak.findings import scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
 from layerleak.layers.status import file_status
 from layerleak.layers.walk import LayerScan, scan_layer
 from layerleak.models import (
+    Confidence,
     Finding,
     ImageResult,
     LayerSummary,
     Location,
-    Match,
     ScanIssue,
     SourceKind,
     Status,
 )
+from layerleak.parallel import LayerPlan, scan_layers
 from layerleak.sources.interface import ImageDesc, ImageSource
 from layerleak.sources.layout import platform_matches
+from layerleak.store.cache import LayerCache
+from layerleak.store.sealed import AnyMatch, fingerprint_of, plaintexts, redacted_of, secret_of
 
 ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
 
@@ -49,7 +54,12 @@ def scan_source(
     engine: Engine,
     options: ScanOptions,
     progress: ProgressHook | None = None,
+    *,
+    jobs: int = 1,
+    cache: LayerCache | None = None,
 ) -> list[ImageResult]:
+    """``jobs`` > 1 scans file-backed layers in that many processes; ``cache`` skips layers
+    already scanned (both give the same findings as the plain path: see parallel.py)."""
     scans: dict[str, LayerScan] = {}
     if source.streaming:
         for key, stream in source.blobs(None):
@@ -57,10 +67,9 @@ def scan_source(
         images = select_images(source.images(), options.platform)
     else:
         images = select_images(source.images(), options.platform)
-        sizes = {layer.key: layer.size for image in images for layer in image.layers}
-        for key, stream in source.blobs(set(sizes)):
-            hook = progress(key, sizes.get(key)) if progress else None
-            scans[key] = scan_layer(key, stream, engine, hook)
+        refs = {layer.key: layer for image in images for layer in image.layers}
+        plan = LayerPlan(jobs=jobs, cache=cache, show_secrets=options.show_secrets)
+        scans = scan_layers(source, refs, engine, plan, progress)
     if options.platform and not images:
         raise LayerleakError(f"{source.target}: no image for platform {options.platform}")
     return [assemble(source.target, image, scans, engine, options) for image in images]
@@ -73,7 +82,7 @@ def assemble(
     engine: Engine,
     options: ScanOptions,
 ) -> ImageResult:
-    issues = [ScanIssue(message=p) for p in image.problems]
+    issues = [ScanIssue(message=p, fatal=False) for p in image.problems]
     steps = layer_steps(image.config, len(image.layers))
     stack: list[LayerScan | None] = []
     for layer in image.layers:
@@ -90,9 +99,16 @@ def assemble(
             issues.append(
                 ScanIssue(message=scan.error, layer_index=layer.index, layer_digest=layer.digest)
             )
+        if scan is not None:
+            issues.extend(
+                ScanIssue(
+                    message=m, layer_index=layer.index, layer_digest=layer.digest, path=p, fatal=False
+                )
+                for p, m in scan.notes
+            )
         stack.append(scan)
 
-    raw: list[tuple[Match, Location]] = []
+    raw: list[tuple[AnyMatch, Location]] = []
     for layer, scan in zip(image.layers, stack, strict=True):
         if scan is None:
             continue
@@ -115,10 +131,10 @@ def assemble(
                 )
             )
     for item in config_texts(image.config):
-        for match in engine.scan(item.text.encode("utf-8", "surrogateescape")):
+        for config_match in engine.scan(item.text.encode("utf-8", "surrogateescape")):
             raw.append(
                 (
-                    match,
+                    config_match,
                     Location(
                         source=item.source,
                         key=item.key,
@@ -128,7 +144,13 @@ def assemble(
                 )
             )
 
-    secrets = [m.secret for m, _ in raw]
+    # A cached layer's matches are sealed: their plaintext is found again in the step texts.
+    secrets = plaintexts((m for m, _ in raw), [*steps, *(loc.created_by for _, loc in raw)])
+    vendor = provenance.vendored(
+        (layer.index, scan.packages, scan.digests)
+        for layer, scan in zip(image.layers, stack, strict=True)
+        if scan is not None
+    )
     findings = []
     for match, loc in raw:
         rule = engine.rule(match.rule_id)
@@ -139,17 +161,18 @@ def assemble(
                 rule_id=rule.id,
                 title=rule.title,
                 severity=rule.severity,
-                confidence=match.confidence,
+                confidence=Confidence.LOW if (loc.layer_index, loc.path) in vendor else match.confidence,
                 target=target,
                 image=image.name,
                 image_id=image.image_id,
                 location=loc,
-                fingerprint=fingerprint(rule.id, match.secret),
-                redacted=redact(match.secret),
-                secret=match.secret if options.show_secrets else None,
-                reason=match.reason,
+                fingerprint=fingerprint_of(match),
+                redacted=redacted_of(match),
+                secret=secret_of(match) if options.show_secrets else None,
+                reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
             )
         )
+    findings = dedup(findings)
     findings.sort(key=_order)
     summaries = []
     for layer, scan in zip(image.layers, stack, strict=True):

@@ -1,9 +1,12 @@
-"""Decide cheaply, from a file's first bytes, whether its content can hold a readable secret.
+"""Decide cheaply, from a file's first bytes, what its content is. Magic bytes decide, never names.
 
-We skip only formats whose bytes are compressed or encoded so that no plaintext survives in them:
-images, audio/video, fonts, and compressed streams and archives (those are opened by the nested
-archive reader, not scanned raw). Everything else is scanned, binaries included: keys hide in
-ELF files, .pyc constants, SQLite databases and .class files.
+- Containers (:func:`container_kind`): archives and compressed streams. They are opened by
+  :mod:`layerleak.entries.nested` and their content is scanned, not their raw bytes.
+- Skipped formats (:func:`skip_reason`): compressed or encoded so that no plaintext survives and
+  we cannot open them: images, audio/video, fonts, 7z.
+- Encodings and binaries the decoders handle (:func:`text_encoding`, :func:`is_pyc`).
+- Everything else is scanned as bytes, binaries included: keys hide in ELF files, SQLite
+  databases and .class files.
 """
 
 from __future__ import annotations
@@ -17,17 +20,24 @@ SKIP_MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"wOF2", "woff2"),
     (b"OggS", "ogg"),
     (b"ID3", "mp3"),
-    (b"\x1f\x8b", "gzip"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"BZh", "bzip2"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-    (b"PK\x03\x04", "zip"),
     (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"PK\x05\x06", "zip"),  # an empty zip: an end-of-central-directory record and nothing else
 )
+
+GZIP = "gzip"
+BZIP2 = "bzip2"
+XZ = "xz"
+ZSTD = "zstd"
+ZIP = "zip"
+TAR = "tar"
+STREAMS = (GZIP, BZIP2, XZ, ZSTD)  # one compressed stream: the content is one file
+ARCHIVES = (ZIP, TAR)  # many members, each a file
+
+HEAD = 512  # bytes of a file the classifiers look at
 
 
 def skip_reason(head: bytes) -> str | None:
-    """The format name when the content is not worth scanning raw, else None."""
+    """The format name when the content is not worth scanning and cannot be opened, else None."""
     for magic, name in SKIP_MAGIC:
         if head.startswith(magic):
             return name
@@ -36,3 +46,68 @@ def skip_reason(head: bytes) -> str | None:
     if head[4:8] == b"ftyp":
         return "mp4"
     return None
+
+
+def container_kind(head: bytes) -> str | None:
+    """The archive or compression format of content starting with ``head``, else None.
+
+    A .jar, .war, .ear, .whl and .egg is a zip; a .tgz is gzip around tar.
+    """
+    if head.startswith(b"\x1f\x8b\x08"):
+        return GZIP
+    if head.startswith(b"BZh") and head[3:4].isdigit() and head[3:4] != b"0":
+        return BZIP2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return XZ
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return ZSTD
+    if head.startswith(b"PK\x03\x04"):
+        return ZIP
+    if head[257:262] == b"ustar":  # POSIX "ustar\0" and GNU "ustar  \0"
+        return TAR
+    return None
+
+
+def text_encoding(head: bytes) -> str | None:
+    """ "utf-16-le" or "utf-16-be" for UTF-16 text (a byte-order mark, or ASCII text whose every
+    other byte is NUL), else None."""
+    if head.startswith(b"\xff\xfe") and not head.startswith(b"\xff\xfe\x00\x00"):
+        return "utf-16-le"
+    if head.startswith(b"\xfe\xff"):
+        return "utf-16-be"
+    sample = head[: HEAD & ~1]
+    if len(sample) < 32:
+        return None
+    even, odd = sample[0::2], sample[1::2]
+    half = len(sample) // 2
+    if odd.count(0) >= 0.9 * half and even.count(0) <= 0.05 * half and _printable(even) >= 0.9:
+        return "utf-16-le"
+    if even.count(0) >= 0.9 * half and odd.count(0) <= 0.05 * half and _printable(odd) >= 0.9:
+        return "utf-16-be"
+    return None
+
+
+def _printable(data: bytes) -> float:
+    ok = sum(1 for b in data if 32 <= b < 127 or b in (9, 10, 13))
+    return ok / len(data) if data else 0.0
+
+
+PYC_CODE = (0x63, 0xE3)  # marshal TYPE_CODE, without and with FLAG_REF
+
+
+def pyc_header(head: bytes) -> int | None:
+    """The header length of a compiled Python file (.pyc), else None.
+
+    The magic is two bytes of version number then ``\\r\\n``; the code object follows a header of
+    16 bytes (Python 3.7+), 12 (3.3 to 3.6) or 8 (older).
+    """
+    if head[2:4] != b"\r\n":
+        return None
+    for size in (16, 12, 8):
+        if len(head) > size and head[size] in PYC_CODE:
+            return size
+    return None
+
+
+def is_binary(head: bytes) -> bool:
+    return b"\x00" in head[:8192]

@@ -6,6 +6,8 @@ The engine sees bytes, never where they came from: callers attach the location.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -14,11 +16,13 @@ import ahocorasick
 
 from layerleak.detect import filters
 from layerleak.detect.entropy import shannon_entropy
-from layerleak.detect.rules import SECRET_GROUP, Rule, compile_checked, ruleset_hash
+from layerleak.detect.gate import make_gate
+from layerleak.detect.rules import SECRET_GROUP, Allowlist, Rule, compile_checked, ruleset_hash
 from layerleak.models import Match
 
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes held per file at a time: the memory bound for file content
 OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary is not lost
+LINE_CONTEXT = 4096  # characters of a match's line, each side, given to the filters
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +32,50 @@ class _Compiled:
     allow: tuple[Any, ...]
     path: Any | None
     group: int
+    groups: tuple[int, ...] = ()  # the secret is the first non-empty of these (ends with ``group``)
+    allowlists: tuple[_Allow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Allow:
+    """A compiled :class:`Allowlist` (gitleaks rules)."""
+
+    regexes: tuple[Any, ...]
+    target: str
+    stopwords: tuple[str, ...]
+    paths: tuple[Any, ...]
+    require_all: bool
+
+    @classmethod
+    def of(cls, a: Allowlist, rule_id: str) -> _Allow:
+        return cls(
+            regexes=tuple(compile_checked(r, rule_id, "allowlist regex") for r in a.regexes),
+            target=a.target,
+            stopwords=a.stopwords,
+            paths=tuple(compile_checked(p, rule_id, "allowlist path") for p in a.paths),
+            require_all=a.require_all,
+        )
+
+    def allows(self, on_path: bool, secret: str, m: Any, text: str) -> bool:
+        """Whether this allowlist drops the match ``m`` of the window ``text``."""
+        checks: list[bool] = []
+        if self.paths:
+            checks.append(on_path)
+        if self.regexes:
+            target = {"secret": secret, "match": m.group(0)}.get(self.target) or _line_of(
+                text, *m.span()
+            )
+            checks.append(any(r.search(target) for r in self.regexes))
+        if self.stopwords:
+            low = secret.lower()
+            checks.append(any(w in low for w in self.stopwords))
+        return all(checks) if self.require_all else any(checks)
 
 
 class Engine:
-    def __init__(self, rules: Sequence[Rule]) -> None:
+    def __init__(self, rules: Sequence[Rule], gate: str = "auto") -> None:
+        """``gate`` picks the keyword gate (:mod:`layerleak.detect.gate`); "none" is the
+        straightforward path. Every gate gives the same matches."""
         if not rules:
             raise ValueError("the engine needs at least one rule")
         self.rules: tuple[Rule, ...] = tuple(rules)
@@ -49,6 +93,8 @@ class Engine:
                     if rule.path_regex
                     else None,
                     group=regex.groupindex[SECRET_GROUP],
+                    groups=(*rule.secret_groups, regex.groupindex[SECRET_GROUP]),
+                    allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
                 )
             )
             for kw in rule.keywords:
@@ -57,6 +103,11 @@ class Engine:
         for kw, idxs in by_keyword.items():
             self._automaton.add_word(kw, (len(kw), tuple(idxs)))
         self._automaton.make_automaton()
+        self._gate = make_gate(gate, by_keyword)
+        # Rules without keywords (gitleaks allows them) run over every chunk, whole.
+        self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords)
+        self._keyworded = bool(by_keyword)
+        self.gate = self._gate.name
         self._by_id = {r.id: r for r in self.rules}
 
     def rule(self, rule_id: str) -> Rule:
@@ -66,9 +117,15 @@ class Engine:
         """Every match in ``data`` (offsets and 1-based lines relative to ``data``)."""
         if not data:
             return []
-        lowered = data.lower().decode("latin-1")
-        windows: dict[int, list[tuple[int, int]]] = {}
-        for end, (length, idxs) in self._automaton.iter(lowered):
+        first = self._gate.first(data) if self._keyworded else None
+        if first is None and not self._always:
+            return []  # no keyword anywhere: the automaton would find nothing
+        windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
+        # No keyword starts before ``first``: the automaton over the rest finds every hit.
+        skip = len(data) if first is None else first
+        lowered = data[skip:].lower().decode("latin-1")
+        for end, (length, idxs) in self._automaton.iter(lowered) if lowered else ():
+            end += skip
             start = end - length + 1
             for idx in idxs:
                 w = self._compiled[idx].rule.window
@@ -85,15 +142,25 @@ class Engine:
             comp = self._compiled[idx]
             if comp.path is not None and (path is None or not comp.path.search(path)):
                 continue
+            on_path = tuple(any(p.search(path) for p in a.paths) if path else False
+                            for a in comp.allowlists)
             for lo, hi in spans:
                 text = data[lo:hi].decode("latin-1")
                 for m in comp.regex.finditer(text):
-                    secret = m.group(comp.group)
+                    group = next((g for g in comp.groups if m.group(g)), comp.group)
+                    secret = m.group(group)
                     if not secret:
                         continue
-                    offset = lo + m.start(comp.group)
+                    offset = lo + m.start(group)
                     key = (comp.rule.id, offset)
-                    if key in found or not self._accept(comp, secret):
+                    if key in found or not self._accept(
+                        comp, secret, _line_of(text, m.start(group), m.end(group))
+                    ):
+                        continue
+                    if comp.allowlists and any(
+                        a.allows(hit, secret, m, text)
+                        for a, hit in zip(comp.allowlists, on_path, strict=True)
+                    ):
                         continue
                     found[key] = Match(
                         rule_id=comp.rule.id,
@@ -102,16 +169,35 @@ class Engine:
                         line=0,
                         confidence=comp.rule.confidence,
                     )
-        return _with_lines(data, found.values())
+        return _with_lines(data, self._unshadowed(list(found.values())))
+
+    def _unshadowed(self, found: list[Match]) -> list[Match]:
+        """Drop a generic rule's match that overlaps a specific rule's match: one value, already
+        named by the rule that knows what it is (``TOKEN=ghp_...`` is a GitHub token, not also a
+        "hard-coded password")."""
+        generic = [m for m in found if self._by_id[m.rule_id].generic]
+        if not generic or len(generic) == len(found):
+            return found
+        spans = sorted(
+            (m.offset, m.offset + len(m.secret)) for m in found if not self._by_id[m.rule_id].generic
+        )
+        starts = [lo for lo, _ in spans]
+        reach = list(itertools.accumulate((hi for _, hi in spans), max))  # furthest end so far
+
+        def shadowed(m: Match) -> bool:
+            i = bisect.bisect_left(starts, m.offset + len(m.secret)) - 1  # spans starting before m ends
+            return i >= 0 and reach[i] > m.offset
+
+        return [m for m in found if not (self._by_id[m.rule_id].generic and shadowed(m))]
 
     @staticmethod
-    def _accept(comp: _Compiled, secret: str) -> bool:
+    def _accept(comp: _Compiled, secret: str, context: str = "") -> bool:
         rule = comp.rule
         if len(secret) < rule.min_length:
             return False
         if any(a.search(secret) for a in comp.allow):
             return False
-        if filters.rejection(secret):
+        if filters.rejection(secret, context, generic=rule.generic):
             return False
         return not (
             rule.min_entropy is not None and shannon_entropy(secret) < rule.min_entropy
@@ -142,6 +228,17 @@ class Engine:
             base_line += buf.count(b"\n", 0, dropped)
             base += dropped
             buf = buf[dropped:] + more
+
+
+def _line_of(text: str, start: int, end: int) -> str:
+    """The line of ``text`` around ``[start, end)``: context for the false-positive filters.
+
+    At most LINE_CONTEXT characters on each side: on a 10 MB line with a match every few bytes,
+    looking for the line's ends would make the scan quadratic."""
+    floor, ceiling = max(0, start - LINE_CONTEXT), min(len(text), end + LINE_CONTEXT)
+    lo = text.rfind("\n", floor, start) + 1 or floor
+    hi = text.find("\n", end, ceiling)
+    return text[lo : hi if hi >= 0 else ceiling]
 
 
 def _with_lines(data: bytes, matches: Any) -> list[Match]:

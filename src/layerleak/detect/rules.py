@@ -28,6 +28,19 @@ SECRET_GROUP = "secret"
 class Examples:
     positive: tuple[str, ...] = ()
     negative: tuple[str, ...] = ()
+    path: str | None = None  # the file the examples are scanned as, for rules with a ``path``
+
+
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """A gitleaks-style allowlist: a finding is dropped when any of its checks passes (all of
+    them with ``require_all``, gitleaks' ``condition = "AND"``)."""
+
+    regexes: tuple[str, ...] = ()
+    target: str = "secret"  # what ``regexes`` test: "secret", "match" (whole match) or "line"
+    stopwords: tuple[str, ...] = ()  # lowercase; a check passes when one is in the secret
+    paths: tuple[str, ...] = ()  # file path regexes
+    require_all: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,9 @@ class Rule:
     generic: bool = False
     examples: Examples = Examples()
     origin: str = "builtin"
+    # From gitleaks files (layerleak.detect.gitleaks). No keywords there means "every chunk".
+    allowlists: tuple[Allowlist, ...] = ()
+    secret_groups: tuple[int, ...] = ()  # tried before ``secret``: the first non-empty one wins
 
 
 def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
@@ -62,9 +78,16 @@ def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
 
 def compile_checked(pattern: str, rule_id: str, what: str = "regex") -> Any:
     try:
-        return re2.compile(pattern)
+        return re2.compile(pattern, _QUIET)
     except Exception as exc:  # re2.error is not a stable public name across versions
-        raise RuleError(f"rule {rule_id}: {what} is not valid RE2 syntax: {exc}") from None
+        detail = exc.args[0] if exc.args else exc
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise RuleError(f"rule {rule_id}: {what} is not valid RE2 syntax: {detail}") from None
+
+
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # the RuleError says it once; RE2 would also log to stderr
 
 
 def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
@@ -128,9 +151,19 @@ def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
         examples=Examples(
             positive=_strs(examples_table.get("positive"), "examples.positive", rule_id),
             negative=_strs(examples_table.get("negative"), "examples.negative", rule_id),
+            path=_example_path(examples_table.get("path"), path_regex, rule_id),
         ),
         origin=origin,
     )
+
+
+def _example_path(value: Any, path_regex: str | None, rule_id: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or (path_regex and not compile_checked(path_regex, rule_id, "path")
+                                      .search(value)):
+        raise RuleError(f"rule {rule_id}: examples.path must be a path the rule's path regex matches")
+    return value
 
 
 def parse_rules_text(text: str, origin: str) -> list[Rule]:
@@ -189,5 +222,7 @@ def ruleset_hash(rules: Sequence[Rule]) -> str:
             r.path_regex or "", str(r.generic),
         )
         h.update("\x1f".join(parts).encode())
+        if r.allowlists or r.secret_groups:  # only gitleaks rules: built-in hashes stay as they were
+            h.update(f"\x1f{r.allowlists!r}\x1f{r.secret_groups!r}".encode())
         h.update(b"\x1e")
     return h.hexdigest()[:16]

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
-from layerleak.detect.classify import skip_reason
-from layerleak.detect.engine import Engine
+from layerleak.detect.classify import HEAD, skip_reason
+from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.entries import credfiles
+from layerleak.entries.limits import Budget
+from layerleak.entries.nested import scan_file
 from layerleak.models import Match
 
 
@@ -25,11 +28,16 @@ class _Rest:
 
 
 def scan_entry(
-    path: str, first: bytes, rest: IO[bytes], engine: Engine
+    path: str, first: bytes, rest: IO[bytes], engine: Engine, notes: list[str] | None = None
 ) -> tuple[str | None, Iterator[tuple[str | None, Match]]]:
     """(skip reason, iterator of (inner_path, match)). ``first`` is the file's first chunk,
-    ``rest`` yields the remainder."""
-    reason = skip_reason(first[:64])
+    ``rest`` yields the remainder. Archives and compressed files are opened, encoded content is
+    decoded (see docs/content.md); what was cut short is appended to ``notes`` as it happens."""
+    reason = skip_reason(first[:HEAD])
     if reason is not None:
         return reason, iter(())
-    return None, ((None, m) for m in engine.scan_stream(_Rest(first, rest), path))  # type: ignore[arg-type]
+    budget = Budget(notes=notes if notes is not None else [])
+    hits = scan_file(engine, path, first, rest, budget)
+    if len(first) < CHUNK_SIZE and credfiles.kind_for(path) is not None:  # the whole file is in first
+        return None, credfiles.merge_hits(path, first, hits, engine)
+    return None, hits

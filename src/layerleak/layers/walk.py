@@ -13,14 +13,18 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import zstandard
 
 from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.entries import provenance
 from layerleak.entries.content import scan_entry
 from layerleak.layers.decompress import open_decompressed
 from layerleak.models import Match
+
+if TYPE_CHECKING:
+    from layerleak.store.sealed import SealedMatch
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
@@ -31,7 +35,7 @@ KIND_OTHER = "f"
 @dataclass(frozen=True, slots=True)
 class FileHit:
     path: str
-    match: Match
+    match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
     inner_path: str | None = None
 
 
@@ -48,6 +52,11 @@ class LayerScan:
     files_scanned: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # format -> count
     error: str | None = None
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, what was cut short)
+    # Vendor provenance (entries/provenance.py): what this layer's package databases record
+    # (path -> {"algo:hex"}), and the digests of its files that have matches.
+    packages: dict[str, set[str]] = field(default_factory=dict)
+    digests: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def normalize(name: str) -> str:
@@ -83,10 +92,18 @@ def scan_layer(
         tar = tarfile.open(fileobj=counter, mode="r|")  # type: ignore[call-overload]
         for member in tar:
             _visit(tar, member, result, engine)
+        _drain(raw)
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
         result.error = _describe(exc, counter.count)
     result.bytes_read = counter.count
     return result
+
+
+def _drain(raw: IO[bytes]) -> None:
+    """Read the blob to its end (padding, compression trailer): a source that verifies digests
+    (a registry) checks them there, and a mismatch becomes this layer's error."""
+    while raw.read(1 << 20):
+        pass
 
 
 def _describe(exc: BaseException, at: int) -> str:
@@ -113,10 +130,19 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     if f is None:
         return
     first = f.read(CHUNK_SIZE)
-    reason, matches = scan_entry(path, first, f, engine)
+    notes: list[str] = []
+    reason, matches = scan_entry(path, first, f, engine, notes)
     if reason is not None:
         result.skipped[reason] = result.skipped.get(reason, 0) + 1
         return
     result.files_scanned += 1
+    hits_before = len(result.hits)
     for inner_path, match in matches:
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
+    whole = member.size <= len(first)
+    if whole and len(result.hits) > hits_before:
+        result.digests[path] = provenance.file_digests(first)
+    if whole and provenance.is_package_db(path):
+        for recorded, digest in provenance.package_entries(path, first):
+            result.packages.setdefault(recorded, set()).add(digest)
+    result.notes.extend((path, note) for note in notes)

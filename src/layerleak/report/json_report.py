@@ -6,9 +6,24 @@ import json
 from typing import Any
 
 from layerleak import __version__
-from layerleak.models import Finding, ImageResult, ScanReport
+from layerleak.models import Finding, ImageResult, Location, ScanReport
 
 JSON_VERSION = 1
+
+
+def location_dict(loc: Location) -> dict[str, Any]:
+    return {
+        "source": str(loc.source),
+        "layer_index": loc.layer_index,
+        "layer_digest": loc.layer_digest,
+        "created_by": loc.created_by,
+        "path": loc.path,
+        "inner_path": loc.inner_path,
+        "line": loc.line,
+        "status": str(loc.status) if loc.status else None,
+        "removed_in_layer": loc.removed_in_layer,
+        "key": loc.key,
+    }
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -35,6 +50,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "secret": f.secret if f.secret is not None else f.redacted,
         "redacted": f.secret is None,
         "reason": f.reason,
+        "locations": [location_dict(x) for x in (loc, *f.other_locations)],
     }
 
 
@@ -58,11 +74,16 @@ def image_dict(target: str, image: ImageResult) -> dict[str, Any]:
         ],
         "bytes_scanned": image.bytes_scanned,
         "errors": [
-            {k: v for k, v in (("message", e.message), ("layer_index", e.layer_index),
-                               ("layer_digest", e.layer_digest), ("path", e.path)) if v is not None}
+            {
+                "level": "error" if e.fatal else "warning",
+                **{k: v for k, v in (("message", e.message), ("layer_index", e.layer_index),
+                                     ("layer_digest", e.layer_digest), ("path", e.path))
+                   if v is not None},
+            }
             for e in image.errors
         ],
         "findings": len(image.findings),
+        "hidden_findings": image.hidden_findings,
     }
 
 
@@ -72,8 +93,8 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
         if t.error is not None:
             targets.append(
                 {"target": t.target, "image": None, "image_id": None, "platform": None,
-                 "layers": [], "bytes_scanned": 0, "errors": [{"message": t.error}],
-                 "findings": 0}
+                 "layers": [], "bytes_scanned": 0, "errors": [{"level": "error", "message": t.error}],
+                 "findings": 0, "hidden_findings": 0}
             )
         targets.extend(image_dict(t.target, i) for i in t.images)
     return {

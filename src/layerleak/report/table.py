@@ -63,13 +63,16 @@ def render_image(image: ImageResult, style: Style) -> list[str]:
         _cut(
             "  " + "  ".join(m for m in meta if m)
             + f"  {len(image.layers)} layers, {_size(image.bytes_scanned)} scanned, "
-            + f"{len(image.findings)} finding{'s' if len(image.findings) != 1 else ''}",
+            + f"{len(image.findings)} finding{'s' if len(image.findings) != 1 else ''}"
+            + (f" ({image.hidden_findings} below --min-confidence hidden)" if image.hidden_findings else ""),
             WIDTH,
         )
     )
     for err in image.errors:
         where = f"layer {err.layer_index}: " if err.layer_index is not None else ""
-        lines.append(style(_cut(f"  ! {where}{err.message}", WIDTH), "red"))
+        where += f"{err.path}: " if err.path else ""
+        mark, colour = ("error", "red") if err.fatal else ("warning", "yellow")
+        lines.append(style(_cut(f"  {mark}: {where}{err.message}", WIDTH), colour))
 
     def group(f: Finding) -> tuple[int, int]:
         loc = f.location
@@ -89,6 +92,9 @@ def render_image(image: ImageResult, style: Style) -> list[str]:
             sev = str(f.severity).upper()
             left = f"    {style(f'{sev:<8}', SEVERITY_STYLE.get(str(f.severity), ''))} "
             lines.append(left + _cut(f"{f.rule_id}  {_where(f)}", WIDTH - 13))
+            if f.other_locations:
+                also = ", ".join(f"layer {x.layer_index}" for x in f.other_locations)
+                lines.append("             " + _cut(f"also in {also}", WIDTH - 13))
             detail = f.secret if f.secret is not None else f.redacted
             fate = _fate(f)
             extra = f"  [{fate}]" if fate else ""

@@ -8,23 +8,17 @@ be a layer is yielded as it comes, small JSON members are kept as metadata.
 from __future__ import annotations
 
 import os
+import posixpath
 import tarfile
 from collections.abc import Iterator
 from typing import IO
 
 from layerleak.errors import ImageFormatError, TargetError
-from layerleak.layers.decompress import open_decompressed, sniff_compression
-from layerleak.sources.interface import ImageDesc, ImageSource
+from layerleak.layers.decompress import sniff_compression
+from layerleak.sources.interface import BlobLocation, ImageDesc, ImageSource
 from layerleak.sources.layout import layout_images
-
-MAX_METADATA = 32 * 1024 * 1024  # a JSON member larger than this is not metadata
-METADATA_NAMES = ("manifest.json", "index.json", "oci-layout", "repositories")
-
-
-def _norm(name: str) -> str:
-    while name.startswith("./"):
-        name = name[2:]
-    return name.lstrip("/")
+from layerleak.sources.stream import MAX_METADATA, TarStreamSource
+from layerleak.sources.stream import norm_member as _norm
 
 
 class TarArchiveSource(ImageSource):
@@ -45,7 +39,7 @@ class TarArchiveSource(ImageSource):
         self.streaming = self._compression is not None
         self._tar: tarfile.TarFile | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
-        self._metadata: dict[str, bytes] = {}
+        self._stream = TarStreamSource(target, self._file, kind, ref, path)
         if not self.streaming:
             try:
                 self._tar = tarfile.open(fileobj=self._file, mode="r:")
@@ -57,7 +51,7 @@ class TarArchiveSource(ImageSource):
 
     def _read_member(self, name: str) -> bytes | None:
         if self.streaming:
-            return self._metadata.get(name)
+            return self._stream.metadata.get(name)
         assert self._tar is not None
         member = self._members.get(name)
         if member is None or not member.isreg() or member.size > MAX_METADATA:
@@ -70,7 +64,8 @@ class TarArchiveSource(ImageSource):
 
     def blobs(self, keys: set[str] | None) -> Iterator[tuple[str, IO[bytes]]]:
         if self.streaming:
-            yield from self._stream_blobs()
+            self._file.seek(0)
+            yield from self._stream.blobs(None)
             return
         assert self._tar is not None
         wanted = [self._members[k] for k in keys or () if k in self._members]
@@ -79,38 +74,24 @@ class TarArchiveSource(ImageSource):
             if f is not None:
                 yield _norm(member.name), f
 
-    def _stream_blobs(self) -> Iterator[tuple[str, IO[bytes]]]:
-        self._file.seek(0)
-        stream = open_decompressed(self._file)
-        try:
-            tar = tarfile.open(fileobj=stream, mode="r|")
-            for member in tar:
-                if not member.isreg():
-                    continue
-                name = _norm(member.name)
-                f = tar.extractfile(member)
-                if f is None:
-                    continue
-                if member.size <= MAX_METADATA and (
-                    name in METADATA_NAMES or name.endswith(".json") or _looks_json(f)
-                ):
-                    self._metadata[name] = f.read()
-                    continue
-                yield name, f
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise ImageFormatError(f"{self.path}: archive is corrupt or truncated ({exc})") from None
+    def locate(self, key: str) -> BlobLocation | None:
+        member = None if self.streaming else self._members.get(key)
+        for _ in range(8):  # a layer.tar that links to the blob (docker save, Docker >= 25)
+            if member is None or not (member.issym() or member.islnk()):
+                break
+            target = member.linkname
+            if member.issym():
+                target = posixpath.join(posixpath.dirname(_norm(member.name)), target)
+            member = self._members.get(_norm(posixpath.normpath(target)))
+        if member is None or not member.isreg():
+            return None
+        return BlobLocation(os.path.abspath(self.path), member.offset_data, member.size)
 
     def close(self) -> None:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
         self._file.close()
-
-
-def _looks_json(f: IO[bytes]) -> bool:
-    peek = getattr(f, "peek", None)
-    head = peek(64) if peek else b""
-    return head.lstrip()[:1] == b"{"
 
 
 class OciDirSource(ImageSource):
@@ -137,6 +118,14 @@ class OciDirSource(ImageSource):
 
     def images(self) -> list[ImageDesc]:
         return layout_images(self._read, "oci", self.ref)
+
+    def locate(self, key: str) -> BlobLocation | None:
+        full = os.path.join(self.root, key)
+        try:
+            size = os.path.getsize(full)
+        except OSError:
+            return None
+        return BlobLocation(full, 0, size)
 
     def blobs(self, keys: set[str] | None) -> Iterator[tuple[str, IO[bytes]]]:
         for key in sorted(keys or ()):

@@ -35,6 +35,25 @@ class ImageDesc:
     problems: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """How to reach images that live elsewhere (a registry, a daemon). Archives ignore it."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    insecure: bool = False  # registries: allow plain HTTP and skip TLS verification
+    platform: str | None = None  # registries: fetch only this platform's manifests
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Where a blob's bytes lie in a local file, so another process can read it on its own."""
+
+    path: str
+    offset: int
+    size: int
+
+
 class ImageSource(abc.ABC):
     """A TARGET: one or more images and their layer blobs.
 
@@ -60,6 +79,11 @@ class ImageSource(abc.ABC):
         Each stream is valid until the next item is requested. A missing blob raises
         ImageFormatError for that key only if the source cannot go on.
         """
+
+    def locate(self, key: str) -> BlobLocation | None:
+        """Where blob ``key`` lies in a local file, when it does (then layers can be scanned in
+        parallel processes); None for streams and remote blobs."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""

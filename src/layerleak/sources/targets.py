@@ -12,7 +12,7 @@ import tarfile
 from layerleak.errors import TargetError, UsageError
 from layerleak.layers.decompress import sniff_compression
 from layerleak.sources.archive import OciDirSource, TarArchiveSource
-from layerleak.sources.interface import ImageSource
+from layerleak.sources.interface import ImageSource, SourceOptions
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci", "docker-daemon", "docker")
 
@@ -28,7 +28,8 @@ def split_path_ref(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def open_target(target: str) -> ImageSource:
+def open_target(target: str, options: SourceOptions | None = None) -> ImageSource:
+    options = options or SourceOptions()
     transport, sep, rest = target.partition(":")
     if sep and transport in TRANSPORTS:
         if transport == "docker":
@@ -36,7 +37,7 @@ def open_target(target: str) -> ImageSource:
                 raise UsageError(f"{target}: registry targets look like docker://HOST/REPO:TAG")
             from layerleak.sources.registry import RegistrySource
 
-            return RegistrySource(target, rest[2:])
+            return RegistrySource(target, rest[2:], options)
         if transport == "docker-daemon":
             from layerleak.sources.daemon import DaemonSource
 

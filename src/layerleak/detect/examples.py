@@ -1,0 +1,93 @@
+"""Expand the templates used by rule examples into concrete test strings.
+
+Rule files must never hold a live-looking credential (push protection would flag it, and a reader
+could not tell a real leak from a fixture). Positive examples are therefore written as templates
+whose random parts are filled in at test time::
+
+    {{CLASS:N}}     N random characters of CLASS (see CLASSES), e.g. {{upper2-7:16}}
+    {{pem:TYPE}}    a fake PEM block "-----BEGIN TYPE-----" ... "-----END TYPE-----"
+                    with 20 random base64 lines of 64 characters
+    {{pem:TYPE:L}}  the same with L body lines
+
+Random parts are redrawn when they would put a placeholder word (``none``, ``todo``, ...) into the
+result that the template's literal text does not already contain: the engine's false-positive
+filters drop such secrets, and an example must not fail by chance.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+
+CLASSES: dict[str, str] = {
+    "alnum": string.ascii_letters + string.digits,
+    "upper": string.ascii_uppercase,
+    "lower": string.ascii_lowercase,
+    "digit": string.digits,
+    "hex": "0123456789abcdef",
+    "HEX": "0123456789ABCDEF",
+    "upper2-7": string.ascii_uppercase + "234567",
+    "upperdigit": string.ascii_uppercase + string.digits,
+    "lowerdigit": string.ascii_lowercase + string.digits,
+    "b64": string.ascii_letters + string.digits + "+/",
+    "b64url": string.ascii_letters + string.digits + "_-",
+}
+
+PEM_LINES = 20
+PEM_WIDTH = 64
+_MAX_DRAWS = 1000
+
+_TEMPLATE = re.compile(r"\{\{([A-Za-z0-9-]+):([^{}]+)\}\}")
+
+# Words that the engine's placeholder filter rejects inside a secret (case-insensitively) and that
+# random characters could spell by accident. Words of seven letters or more are too unlikely to
+# need a guard.
+_ACCIDENTAL_WORDS = (
+    "xxxx", "todo", "none", "null", "your_", "your-", "dummy", "fixme", "sample", "insert",
+    "foobar", "secret", "change",
+)  # fmt: skip
+
+
+class TemplateError(ValueError):
+    """An example template names an unknown class or a bad length."""
+
+
+def _field(kind: str, arg: str, rng: random.Random) -> str:
+    if kind == "pem":
+        label, _, lines_text = arg.partition(":")
+        lines = _count(lines_text, kind) if lines_text else PEM_LINES
+        b64 = CLASSES["b64"]
+        body = ["".join(rng.choice(b64) for _ in range(PEM_WIDTH)) for _ in range(lines)]
+        return "\n".join([f"-----BEGIN {label}-----", *body, f"-----END {label}-----"])
+    alphabet = CLASSES.get(kind)
+    if alphabet is None:
+        known = ", ".join([*CLASSES, "pem"])
+        raise TemplateError(f"unknown template class {kind!r} (expected one of {known})")
+    return "".join(rng.choice(alphabet) for _ in range(_count(arg, kind)))
+
+
+def _count(text: str, kind: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise TemplateError(f"template {{{{{kind}:{text}}}}} needs a positive length")
+    return int(text)
+
+
+def _words(text: str) -> set[str]:
+    lowered = text.lower()
+    return {w for w in _ACCIDENTAL_WORDS if w in lowered}
+
+
+def expand(template: str, rng: random.Random) -> str:
+    """Fill every ``{{...}}`` field of ``template`` with random characters drawn from ``rng``."""
+    literal_words = _words(_TEMPLATE.sub(" ", template))
+    for _ in range(_MAX_DRAWS):
+        result = _TEMPLATE.sub(lambda m: _field(m.group(1), m.group(2), rng), template)
+        if _words(result) <= literal_words:
+            return result
+    raise TemplateError(f"could not expand {template!r} without spelling a placeholder word")
+
+
+def has_template(text: str) -> bool:
+    """True when ``text`` holds at least one random field."""
+    return _TEMPLATE.search(text) is not None

@@ -1,0 +1,292 @@
+"""Decoders: turn content whose secrets are not plain bytes into text the engine can read.
+
+- UTF-16 text (Windows configs): transcoded to UTF-8 on the fly; lines keep their numbers.
+- Compiled Python (.pyc): the string constants are pulled out of the marshal data, one per line,
+  because the bytes around them (type codes, lengths) often glue onto a token and break the
+  word boundaries rules rely on. ``line`` is then the ordinal of the string, as in
+  ``strings FILE | grep -n``.
+- base64 values in text (a Kubernetes Secret's ``data:``, a docker ``config.json`` ``auth``):
+  each value that decodes to printable text is put back into its line in place of the encoded
+  form, and that line is scanned again; a value inside a decoded value is decoded too (a
+  ``.dockerconfigjson`` holds ``auth``). A match is reported at the line of the encoded value.
+
+Every decoded view is marked in the finding's ``inner_path``: ``[utf-16]``, ``[strings]``,
+``[base64]``. Other binaries (ELF, .class, databases) are scanned as raw bytes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import io
+from collections.abc import Callable, Iterator
+from typing import IO, cast
+
+import re2
+
+from layerleak.detect.classify import HEAD, is_binary, pyc_header, text_encoding
+from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.entries.limits import MIB, Budget
+from layerleak.entries.streams import Prefixed, Reader, read_up_to
+from layerleak.models import Match
+
+UTF16 = "[utf-16]"
+STRINGS = "[strings]"
+BASE64 = "[base64]"
+
+MIN_B64 = 16  # encoded characters: 12 decoded bytes, shorter values hold no secret worth it
+MAX_B64 = 64 * 1024  # longer runs are data (images, archives), not a value
+MAX_B64_DEPTH = 2  # a base64 value inside a decoded base64 value, and no deeper
+CONTEXT = 256  # bytes of the surrounding line kept on each side of a decoded value
+MAX_PYC = 64 * MIB  # larger "pyc" files are scanned as raw bytes
+MIN_PYC_STRING = 8
+
+# A base64 (or base64url) value of ASCII text: at least 16 characters, where each 4-character
+# group starts in A-Z or a-f (a byte below 0x80 has its top 6 bits below 32). That one property
+# turns away nearly every long identifier before Python sees it. The run must start at a
+# boundary; its end is checked in Python (RE2 has no lookahead, and consuming the next character
+# would hide a value that follows after a single separator).
+_B64_RUN = re2.compile(
+    rb"(?:^|[^A-Za-z0-9+/_-])("
+    rb"(?:[A-Za-f][A-Za-z0-9+/]{3}){4,}(?:[A-Za-f][A-Za-z0-9+/]{1,2})?={0,2}"
+    rb"|(?:[A-Za-f][A-Za-z0-9_-]{3}){4,}(?:[A-Za-f][A-Za-z0-9_-]{1,2})?={0,2}"
+    rb")"
+)
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
+
+
+def _runs(text: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(start, end, decoded) of each base64 value of text in ``text``."""
+    for m in _B64_RUN.finditer(text):
+        start, end = m.span(1)
+        if end - start > MAX_B64 or (end < len(text) and text[end] in _B64_ALPHABET):
+            continue
+        decoded = decode_base64(m.group(1))
+        if decoded is not None:
+            yield start, end, decoded
+_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
+
+Hit = tuple[str | None, Match]  # (marker of the decoded view or None, match)
+
+
+def scan_leaf(engine: Engine, path: str, first: bytes, rest: Reader, budget: Budget) -> Iterator[Hit]:
+    """Every match in one file's content, decoding it first when it needs decoding."""
+    head = first[:HEAD]
+    encoding = text_encoding(head)
+    if encoding is not None:
+        stream: Reader = _Transcoded(Prefixed(first, rest), encoding)
+        yield from _with_base64(engine, path, stream, budget, UTF16)
+        return
+    header = pyc_header(head)
+    if header is not None:
+        first, complete = read_up_to(first, rest, MAX_PYC)
+        if complete:
+            joined = b"\n".join(pyc_strings(first, header))
+            yield from _with_base64(engine, path, io.BytesIO(joined), budget, STRINGS)
+            return
+    if is_binary(head):
+        for m in engine.scan_stream(cast(IO[bytes], Prefixed(first, rest)), path):
+            yield None, m
+        return
+    yield from _with_base64(engine, path, Prefixed(first, rest), budget, None)
+
+
+def _with_base64(
+    engine: Engine, path: str, stream: Reader, budget: Budget, marker: str | None
+) -> Iterator[Hit]:
+    tap = _Base64Tap(stream, engine, path, budget)
+    for m in engine.scan_stream(cast(IO[bytes], tap), path):
+        yield marker, m
+    tap.finish()
+    for inner, m in tap.found:
+        yield (f"{marker}!/{inner}" if marker else inner), m
+
+
+# --- base64 -----------------------------------------------------------------------------------
+
+
+def decode_base64(run: bytes) -> bytes | None:
+    """The decoded bytes when ``run`` is base64 (standard or URL-safe) of printable text."""
+    body = run.rstrip(b"=")
+    if len(body) % 4 == 1:
+        return None
+    urlsafe = b"-" in body or b"_" in body
+    if urlsafe:
+        if b"+" in body or b"/" in body:
+            return None  # two alphabets mixed: a path or an identifier, not base64
+        body = body.replace(b"-", b"+").replace(b"_", b"/")
+    try:
+        decoded = binascii.a2b_base64(body + b"=" * (-len(body) % 4), strict_mode=True)
+    except binascii.Error:
+        return None
+    if len(decoded) < MIN_B64 * 3 // 4 or len(decoded.translate(None, _PRINTABLE)) > len(decoded) // 20:
+        return None
+    return decoded
+
+
+class _Base64Tap:
+    """Passes a text stream through unchanged, decoding the base64 values it sees on the way.
+
+    Whole lines are examined (a partial last line is held until its end arrives, up to
+    ``MAX_B64``), so a value split between two reads is still decoded.
+    """
+
+    def __init__(self, inner: Reader, engine: Engine, path: str, budget: Budget) -> None:
+        self.inner = inner
+        self.engine = engine
+        self.path = path
+        self.budget = budget
+        self.carry = b""
+        self.line = 1  # line number of carry[0]
+        self.found: list[Hit] = []
+        self.done = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self.inner.read(n)
+        self._feed(data)
+        return data
+
+    def finish(self) -> None:
+        """Examine what is still held (the engine stops reading at the end of the stream)."""
+        self._feed(b"")
+
+    def _feed(self, data: bytes) -> None:
+        if self.done:
+            return
+        buf = self.carry + data if self.carry else data
+        if data:
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0 and len(buf) <= MAX_B64:
+                self.carry = buf
+                return
+            block, self.carry = (buf[:cut], buf[cut:]) if cut else (buf, b"")
+        else:
+            block, self.carry, self.done = buf, b"", True
+        self._block(block)
+        self.line += block.count(b"\n")
+
+    def _block(self, block: bytes) -> None:
+        line, pos = self.line, 0
+        for start, end, decoded in _runs(block):
+            line += block.count(b"\n", pos, start)
+            pos = start
+            if not self._spend():
+                return
+            lo = max(block.rfind(b"\n", 0, start) + 1, start - CONTEXT)
+            hi = block.find(b"\n", end)
+            hi = min(len(block) if hi < 0 else hi, end + CONTEXT)
+            for inner, hit in decoded_matches(
+                self.engine, self.path, block[lo:start], decoded, block[end:hi], 1, self._spend
+            ):
+                self.found.append((inner, _at_line(hit, line)))
+
+    def _spend(self) -> bool:
+        budget = self.budget
+        budget.decoded += 1
+        if budget.decoded > budget.limits.max_decoded:
+            budget.note(f"more than {budget.limits.max_decoded} base64 values; the rest were not decoded")
+            self.done = True
+            return False
+        return True
+
+
+def decoded_matches(
+    engine: Engine,
+    path: str,
+    before: bytes,
+    decoded: bytes,
+    after: bytes,
+    depth: int,
+    spend: Callable[[], bool],
+) -> Iterator[Hit]:
+    """Matches in ``decoded`` read in its line (``before`` + decoded + ``after``), then in the
+    base64 values inside it. Matches wholly in the context were found in the line itself."""
+    text = before + decoded + after
+    lo, hi = len(before), len(before) + len(decoded)
+    for m in engine.scan(text, path):
+        if lo <= m.offset < hi:
+            yield BASE64, m
+    if depth >= MAX_B64_DEPTH:
+        return
+    for start, end, inner in _runs(decoded):
+        if not spend():
+            return
+        line_lo = max(decoded.rfind(b"\n", 0, start) + 1, start - CONTEXT)
+        line_hi = decoded.find(b"\n", end)
+        line_hi = min(len(decoded) if line_hi < 0 else line_hi, end + CONTEXT)
+        for marker, m in decoded_matches(
+            engine, path, decoded[line_lo:start], inner, decoded[end:line_hi], depth + 1, spend
+        ):
+            yield f"{BASE64}!/{marker}", m
+
+
+def _at_line(m: Match, line: int) -> Match:
+    return Match(
+        rule_id=m.rule_id,
+        secret=m.secret,
+        offset=m.offset,
+        line=line,
+        confidence=m.confidence,
+        reason=m.reason,
+    )
+
+
+# --- UTF-16 -----------------------------------------------------------------------------------
+
+
+class _Transcoded:
+    """A UTF-16 byte stream read as UTF-8 (undecodable units become U+FFFD)."""
+
+    def __init__(self, inner: Reader, encoding: str) -> None:
+        self.inner = inner
+        self.decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+
+    def read(self, n: int = -1, /) -> bytes:
+        while True:
+            raw = self.inner.read(n if n > 0 else CHUNK_SIZE)
+            text = self.decoder.decode(raw, final=not raw)
+            if text or not raw:
+                return text.lstrip("\ufeff").encode("utf-8", "replace")
+
+
+# --- .pyc -------------------------------------------------------------------------------------
+
+# marshal type codes (Python/marshal.c); the high bit (FLAG_REF) may be set on any of them
+_SHORT_ASCII = (ord("z"), ord("Z"))  # 1-byte length
+_LONG_TEXT = (ord("a"), ord("A"), ord("u"), ord("t"), ord("s"))  # 4-byte little-endian length
+
+
+def pyc_strings(data: bytes, header: int) -> list[bytes]:
+    """The printable str and bytes constants of a marshalled code object, in file order.
+
+    This walks the marshal stream for string objects by their type codes instead of
+    unmarshalling it (``marshal.loads`` is unsafe on untrusted data and tied to one Python
+    version); a false start is rejected because its "content" is not printable.
+    """
+    out: list[bytes] = []
+    i, n = header, len(data)
+    while i < n - 1:
+        code = data[i] & 0x7F
+        if code in _SHORT_ASCII:
+            size, start = data[i + 1], i + 2
+        elif code in _LONG_TEXT and i + 5 <= n:
+            size, start = int.from_bytes(data[i + 1 : i + 5], "little"), i + 5
+        else:
+            i += 1
+            continue
+        value = data[start : start + size]
+        if size >= MIN_PYC_STRING and len(value) == size and _is_text(value):
+            out.append(value.replace(b"\n", b" "))
+            i = start + size
+        else:
+            i += 1
+    return out
+
+
+def _is_text(value: bytes) -> bool:
+    if value.isascii():
+        return not value.translate(None, _PRINTABLE)
+    try:
+        return value.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False

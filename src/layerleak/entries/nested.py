@@ -1,0 +1,267 @@
+"""Open archives and compressed files inside a layer file, recursively, within a budget.
+
+What is opened (magic bytes decide, never the name): tar; zip and everything that is a zip (jar,
+war, ear, whl, egg, apk, ...); single-stream gzip, bzip2, xz and zstd, which covers .tar.gz/.tgz,
+.tar.xz and friends and rotated logs such as ``app.log.1.gz``.
+
+Where a match is reported: the layer file's ``path``, plus an ``inner_path`` naming the member
+chain, joined with ``!/`` (``lib/app.jar!/config/app.properties``). A compressed stream holding
+an archive is transparent (the members of ``bundle.tgz`` are ``etc/app.conf``, not
+``bundle.tar!/etc/app.conf``); a compressed stream holding a plain file names it by its name
+without the compression suffix (``app.log.1.gz`` -> ``app.log.1``), or ``NAME[gzip]`` when the
+name has no such suffix.
+
+Bounds are in :class:`layerleak.entries.limits.Limits`; whatever they cut short becomes a note.
+Tar is read as a stream. Zip needs its central directory at the end, so a zip is held in memory
+up to ``zip_memory`` bytes, then in an unnamed temporary file up to ``zip_spool`` bytes; a larger
+zip is not opened (and said so).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import posixpath
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from typing import IO, Any, cast
+
+import zstandard
+from isal import isal_zlib
+
+from layerleak.detect.classify import (
+    BZIP2,
+    GZIP,
+    HEAD,
+    STREAMS,
+    TAR,
+    XZ,
+    ZSTD,
+    container_kind,
+    skip_reason,
+)
+from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.entries.decoders import scan_leaf
+from layerleak.entries.limits import MIB, Budget, Cut, Limited, ended
+from layerleak.entries.streams import Counting, Prefixed, Reader
+from layerleak.models import Match
+
+SEP = "!/"
+
+SUFFIXES = {
+    GZIP: {".gz": "", ".tgz": ".tar", ".taz": ".tar", ".z": ""},
+    BZIP2: {".bz2": "", ".tbz2": ".tar", ".tbz": ".tar", ".bz": ""},
+    XZ: {".xz": "", ".txz": ".tar", ".lzma": ""},
+    ZSTD: {".zst": "", ".zstd": "", ".tzst": ".tar"},
+}
+
+# What a broken archive or stream raises (zipfile: RuntimeError for encrypted members,
+# NotImplementedError for unsupported compression methods).
+READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    ValueError,
+    RuntimeError,
+    zlib.error,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+    cast(type[BaseException], isal_zlib.error),
+    zipfile.BadZipFile,
+    tarfile.TarError,
+)
+
+Hit = tuple[str | None, Match]
+
+
+class OuterFailure(Exception):
+    """The layer's own stream failed under us: not a nested problem, the walk must see it."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Guard:
+    def __init__(self, inner: Reader) -> None:
+        self.inner = inner
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            return self.inner.read(n)
+        except Exception as exc:
+            raise OuterFailure(exc) from exc
+
+
+def join(inner: str | None, name: str) -> str:
+    return name if inner is None else f"{inner}{SEP}{name}"
+
+
+def scan_file(engine: Engine, path: str, first: bytes, rest: Reader, budget: Budget) -> Iterator[Hit]:
+    """Every (inner_path, match) in one layer file, opening what it contains."""
+    scan = _FileScan(engine, path, budget)
+    try:
+        yield from scan.content(None, None, posixpath.basename(path), first, _Guard(rest), 0)
+    except OuterFailure as failure:
+        raise failure.error from None
+    except Cut as cut:  # the file's entry budget is spent
+        budget.note(cut.message)
+
+
+class _FileScan:
+    def __init__(self, engine: Engine, path: str, budget: Budget) -> None:
+        self.engine = engine
+        self.path = path
+        self.budget = budget
+
+    def content(
+        self, inner: str | None, base: str | None, name: str, first: bytes, rest: Reader, depth: int
+    ) -> Iterator[Hit]:
+        """``inner``: this content's inner path (None for the layer file itself); ``base``: what
+        archive members are joined to; ``name``: its file name."""
+        head = first[:HEAD]
+        kind = container_kind(head)
+        if kind is None:
+            if depth and skip_reason(head):
+                return  # media inside an archive: nothing readable
+            rule_path = self.path if inner is None else f"{self.path}{SEP}{inner}"
+            for marker, m in scan_leaf(self.engine, rule_path, first, rest, self.budget):
+                yield (inner if marker is None else join(inner, marker)), m
+            return
+        if depth >= self.budget.limits.max_depth:
+            self.budget.note(
+                f"{inner or 'this file'}: {kind} nested more than {self.budget.limits.max_depth} "
+                "levels deep; not opened"
+            )
+            return
+        if kind in STREAMS:
+            yield from self._stream(kind, inner, base, name, first, rest, depth)
+        elif kind == TAR:
+            yield from self._tar(inner, base, first, rest, depth)
+        else:
+            yield from self._zip(inner, base, first, rest, depth)
+
+    def _stream(
+        self,
+        kind: str,
+        inner: str | None,
+        base: str | None,
+        name: str,
+        first: bytes,
+        rest: Reader,
+        depth: int,
+    ) -> Iterator[Hit]:
+        source = Counting(Prefixed(first, rest))
+        where = f"{inner or 'this file'} ({kind})"
+        plain = Limited(_decompressor(kind, source), self.budget, lambda: source.count, where, READ_ERRORS)
+        child = _strip(name, kind)
+        head = plain.read(CHUNK_SIZE)
+        if head:
+            yield from self.content(join(inner, child), base, child, head, plain, depth + 1)
+
+    def _tar(
+        self, inner: str | None, base: str | None, first: bytes, rest: Reader, depth: int
+    ) -> Iterator[Hit]:
+        where = inner or "this file"
+        try:
+            tar = tarfile.open(fileobj=cast(IO[bytes], Prefixed(first, rest)), mode="r|")
+            for member in tar:
+                name = _member_name(member.name)
+                self.budget.entry(join(base, name))
+                if not member.isreg() or member.size == 0:
+                    continue
+                f = tar.extractfile(member)
+                if f is None:
+                    continue
+                head = f.read(CHUNK_SIZE)
+                child = join(base, name)
+                yield from self.content(child, child, posixpath.basename(name), head, f, depth + 1)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            if not ended(rest):  # else the stream it came from said why it ended
+                self.budget.note(f"{where}: tar is corrupt or truncated ({exc}); scanned up to there")
+
+    def _zip(
+        self, inner: str | None, base: str | None, first: bytes, rest: Reader, depth: int
+    ) -> Iterator[Hit]:
+        where = inner or "this file"
+        spool = self._spool(where, first, rest)
+        if spool is None:
+            return
+        with spool:
+            try:
+                archive = zipfile.ZipFile(cast(IO[bytes], spool))
+            except READ_ERRORS as exc:
+                if not ended(rest):
+                    self.budget.note(f"{where}: zip is corrupt ({exc}); not scanned")
+                return
+            with archive:
+                for info in archive.infolist():
+                    name = _member_name(info.filename)
+                    child = join(base, name)
+                    self.budget.entry(child)
+                    if info.is_dir() or info.file_size == 0:
+                        continue
+                    yield from self._zip_member(archive, info, child, name, depth)
+
+    def _zip_member(
+        self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, child: str, name: str, depth: int
+    ) -> Iterator[Hit]:
+        try:
+            raw = archive.open(info)
+        except READ_ERRORS as exc:
+            self.budget.note(f"{child}: not scanned ({exc})")
+            return
+        size = info.compress_size
+        plain = Limited(raw, self.budget, lambda: size, child, READ_ERRORS)
+        with raw:
+            head = plain.read(CHUNK_SIZE)
+            if head:
+                yield from self.content(child, child, posixpath.basename(name), head, plain, depth + 1)
+
+    def _spool(self, where: str, first: bytes, rest: Reader) -> Any:
+        """The whole zip, seekable: in memory up to ``zip_memory``, then in an unnamed
+        temporary file (gone when closed, even after a crash); None when it is too large."""
+        limits = self.budget.limits
+        spool = tempfile.SpooledTemporaryFile(max_size=limits.zip_memory)
+        total = 0
+        chunk = first
+        while chunk:
+            total += len(chunk)
+            if total > limits.zip_spool:
+                spool.close()
+                self.budget.note(f"{where}: zip larger than {limits.zip_spool // MIB} MiB; not opened")
+                return None
+            spool.write(chunk)
+            chunk = rest.read(CHUNK_SIZE)
+        spool.seek(0)
+        return spool
+
+
+def _decompressor(kind: str, source: Counting) -> Reader:
+    raw = io.BufferedReader(source, buffer_size=1 << 16)
+    if kind == GZIP:
+        # stdlib, not isal: isal's reader loses the last buffer of a truncated stream
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == BZIP2:
+        return bz2.BZ2File(raw)
+    if kind == XZ:
+        return lzma.LZMAFile(raw)
+    return cast(
+        Reader, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
+    )
+
+
+def _strip(name: str, kind: str) -> str:
+    lower = name.lower()
+    for suffix, replacement in SUFFIXES[kind].items():
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)] + replacement
+    return f"{name}[{kind}]"
+
+
+def _member_name(name: str) -> str:
+    return posixpath.normpath("/" + name).lstrip("/") or name

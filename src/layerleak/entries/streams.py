@@ -1,0 +1,59 @@
+"""Small readers the content pipeline is built from: anything with ``read(n) -> bytes``."""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Protocol
+
+from layerleak.detect.engine import CHUNK_SIZE
+
+
+class Reader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class Prefixed:
+    """``first`` then the rest of ``inner``, never more than ``n`` bytes per read."""
+
+    def __init__(self, first: bytes, inner: Reader) -> None:
+        self.first = memoryview(first)
+        self.inner = inner
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self.first:
+            size = len(self.first) if n is None or n < 0 else n
+            data, self.first = bytes(self.first[:size]), self.first[size:]
+            return data
+        return self.inner.read(n)
+
+
+class Counting(io.RawIOBase):
+    """A raw file over a reader that counts the bytes read through it (the compressed side of a
+    decompressor, which wants a real file object)."""
+
+    def __init__(self, inner: Reader) -> None:
+        self.inner = inner
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
+
+
+def read_up_to(first: bytes, rest: Reader, cap: int) -> tuple[bytes, bool]:
+    """``first`` and what follows it, up to about ``cap`` bytes; True when that is everything."""
+    parts = [first]
+    total = len(first)
+    while total <= cap:
+        chunk = rest.read(CHUNK_SIZE)
+        if not chunk:
+            return b"".join(parts), True
+        total += len(chunk)
+        parts.append(chunk)
+    return b"".join(parts), False

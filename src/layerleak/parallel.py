@@ -1,0 +1,211 @@
+"""The layer phase of a scan: take what the cache knows, scan the rest, keep what was found.
+
+Layers are independent (a layer's scan records the paths it touches; status is decided later,
+in layer order, by :mod:`layerleak.layers.status`), so the layers a file-backed source can
+:meth:`~layerleak.sources.interface.ImageSource.locate` are scanned in worker processes, largest
+first, each worker building the engine once. A gzip layer is decompressed on a second thread of
+its worker (python-isal releases the GIL), so a single huge layer still keeps two cores busy.
+Streams (a compressed archive, a registry, a daemon) are scanned in order, in this process.
+
+With ``jobs=1``, no cache, and the source's own streams, this is exactly the straightforward
+path; tests/test_parallel.py checks that every other path gives the same findings.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import IO
+
+from isal import igzip_threaded
+
+from layerleak.detect.engine import Engine
+from layerleak.detect.rules import Rule
+from layerleak.errors import LayerleakError
+from layerleak.layers.decompress import sniff_compression
+from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
+from layerleak.store.cache import LayerCache
+
+ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
+
+THREADED_GZIP_MIN = 32 * 1024 * 1024  # smaller gzip layers are not worth a thread
+
+
+def default_jobs() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
+
+
+@dataclass(frozen=True, slots=True)
+class LayerPlan:
+    jobs: int = 1
+    cache: LayerCache | None = None
+    show_secrets: bool = False  # cached layers with hits are rescanned to recover plaintext
+
+
+def _cache_digest(ref: LayerRef) -> str | None:
+    """Only content-addressed layers are cached: a diff_id, else the blob digest."""
+    return ref.diff_id or ref.blob_digest
+
+
+def scan_layers(
+    source: ImageSource,
+    refs: Mapping[str, LayerRef],
+    engine: Engine,
+    plan: LayerPlan,
+    progress: ProgressHook | None = None,
+) -> dict[str, LayerScan]:
+    """Scan every layer in ``refs`` (source key -> layer), from the cache when it can."""
+    scans: dict[str, LayerScan] = {}
+    sizes: dict[str, int] = {}
+    todo: list[str] = []
+    for key, ref in refs.items():
+        loc = source.locate(key)
+        sizes[key] = loc.size if loc is not None else (ref.size if ref.size is not None else -1)
+        cached = _from_cache(plan, key, ref, engine, sizes[key])
+        if cached is not None:
+            scans[key] = cached
+        else:
+            todo.append(key)
+    if not todo:
+        return scans
+    located = {k: loc for k in todo if (loc := source.locate(k)) is not None}
+    if plan.jobs > 1 and len(located) == len(todo) > 1:
+        found = _scan_in_pool(located, engine, plan.jobs, progress)
+    elif plan.jobs > 1 and len(located) == len(todo) == 1:
+        key, loc = next(iter(located.items()))
+        hook = progress(key, loc.size) if progress else None
+        found = {key: scan_located(key, loc, engine)}
+        if hook is not None:
+            hook(loc.size)
+    else:
+        found = {}
+        for key, stream in source.blobs(set(todo)):
+            hook = progress(key, refs[key].size) if progress else None
+            found[key] = scan_layer(key, stream, engine, hook)
+    for key, scan in found.items():
+        scans[key] = scan
+        digest = _cache_digest(refs[key])
+        if plan.cache is not None and digest is not None:
+            plan.cache.put(digest, engine.ruleset, sizes[key], scan)
+    return scans
+
+
+def _from_cache(
+    plan: LayerPlan, key: str, ref: LayerRef, engine: Engine, size: int
+) -> LayerScan | None:
+    digest = _cache_digest(ref)
+    if plan.cache is None or digest is None:
+        return None
+    scan = plan.cache.get(key, digest, engine.ruleset, size)
+    if scan is not None and plan.show_secrets and scan.hits:
+        return None  # the cache has no plaintext: rescan this one
+    return scan
+
+
+# --- the worker processes -----------------------------------------------------------------------
+
+_engine: Engine | None = None
+
+
+def _init_worker(rules: Sequence[Rule], gate: str) -> None:
+    global _engine
+    _engine = Engine(rules, gate=gate)
+
+
+class _Region(io.RawIOBase):
+    """``size`` bytes of an open file from its current position."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f = f
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._left)
+        if n <= 0:
+            return 0
+        got = self._f.readinto(memoryview(buffer)[:n])  # type: ignore[attr-defined]
+        self._left -= got
+        return int(got)
+
+
+def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = True) -> LayerScan:
+    """Scan one layer read straight from its file. A big gzip layer is decompressed on another
+    thread; should that layer be corrupt, it is scanned again without the thread, so what was
+    read before the damage is exactly what the straightforward path reports."""
+    with open(loc.path, "rb") as f:
+        f.seek(loc.offset)
+        head = f.read(4)
+        f.seek(loc.offset)
+        blob: IO[bytes] = io.BufferedReader(_Region(f, loc.size), buffer_size=1 << 20)
+        if not (threaded and loc.size >= THREADED_GZIP_MIN and sniff_compression(head) == "gzip"):
+            return scan_layer(key, blob, engine)
+        stream = igzip_threaded.open(blob, "rb", threads=1)  # type: ignore[no-untyped-call]
+        scan: LayerScan | None = None
+        try:
+            scan = scan_layer(key, stream, engine)
+        except Exception:  # noqa: BLE001 - damage seen early; the plain path reports it as usual
+            scan = None
+        finally:
+            stream.close()
+    if scan is None or scan.error is not None:
+        return scan_located(key, loc, engine, threaded=False)
+    return scan
+
+
+def _worker_scan(key: str, loc: BlobLocation) -> LayerScan:
+    assert _engine is not None, "the worker initializer builds the engine"
+    return scan_located(key, loc, _engine)
+
+
+def _scan_in_pool(
+    located: dict[str, BlobLocation],
+    engine: Engine,
+    jobs: int,
+    progress: ProgressHook | None,
+) -> dict[str, LayerScan]:
+    order = sorted(located, key=lambda k: located[k].size, reverse=True)  # largest first
+    hooks = {k: progress(k, located[k].size) if progress else None for k in order}
+    try:
+        return _run_pool(order, located, engine, jobs, hooks)
+    except BrokenProcessPool:
+        raise LayerleakError(
+            "a layer-scanning worker process died (out of memory?); try --jobs 1"
+        ) from None
+
+
+def _run_pool(
+    order: list[str],
+    located: dict[str, BlobLocation],
+    engine: Engine,
+    jobs: int,
+    hooks: dict[str, Callable[[int], None] | None],
+) -> dict[str, LayerScan]:
+    found: dict[str, LayerScan] = {}
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    with ProcessPoolExecutor(
+        max_workers=min(jobs, len(order)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(engine.rules, engine.gate),
+    ) as pool:
+        pending: dict[Future[LayerScan], str] = {
+            pool.submit(_worker_scan, k, located[k]): k for k in order
+        }
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                key = pending.pop(fut)
+                found[key] = fut.result()
+                hook = hooks[key]
+                if hook is not None:
+                    hook(located[key].size)
+    return found

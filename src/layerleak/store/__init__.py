@@ -1,0 +1,1 @@
+"""What outlives one scan: the layer cache (SQLite), holding hashed and redacted secrets only."""

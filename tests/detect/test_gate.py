@@ -1,0 +1,77 @@
+"""Every keyword gate is exact: it never answers later than the automaton's first hit, and says
+"none" only when the automaton finds nothing."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import string
+
+import ahocorasick
+import pytest
+
+from layerleak.detect.engine import Engine
+from layerleak.detect.gate import GATES, Gate, make_gate
+from layerleak.detect.rules import load_rules
+
+RULES = load_rules(())
+KEYWORDS = sorted({k for r in RULES for k in r.keywords})
+
+
+def _available() -> list[str]:
+    names = []
+    for name in GATES:
+        try:
+            make_gate(name, KEYWORDS)
+        except ImportError:
+            continue
+        names.append(name)
+    return names
+
+
+def _first_hit(data: bytes) -> int | None:
+    automaton = ahocorasick.Automaton()
+    for kw in KEYWORDS:
+        automaton.add_word(kw, len(kw))
+    automaton.make_automaton()
+    starts = [end - n + 1 for end, n in automaton.iter(data.lower().decode("latin-1"))]
+    return min(starts) if starts else None
+
+
+def _samples() -> list[bytes]:
+    rng = random.Random(5)
+    out = [b"", b"nothing to see", bytes(range(256)) * 4]
+    for _ in range(60):
+        noise = bytes(rng.choice(b"\x00\xff\x7f abcxyz019-_.\n\xe9\xc9") for _ in range(rng.randint(0, 3000)))
+        kw = rng.choice(KEYWORDS).encode("latin-1")
+        kw = bytes(c ^ 0x20 if rng.random() < 0.5 and chr(c).isalpha() else c for c in kw)  # mixed case
+        at = rng.randint(0, len(noise))
+        out.append(noise[:at] + kw + noise[at:] if rng.random() < 0.7 else noise)
+    return out
+
+
+@pytest.mark.parametrize("name", _available())
+def test_gate_is_exact(name: str) -> None:
+    gate: Gate = make_gate(name, KEYWORDS)
+    for data in _samples():
+        truth = _first_hit(data)
+        got = gate.first(data)
+        if truth is None:
+            assert name == "none" or got is None, data[:80]
+        else:
+            assert got is not None and got <= truth, (name, truth, got)
+
+
+def test_gates_give_the_same_matches() -> None:
+    engines = [Engine(RULES, gate=name) for name in _available()]
+    assert {"none", "re2"} <= {e.gate for e in engines}
+    alphabet = string.ascii_letters + string.digits
+    token = "ghp_" + "".join(secrets.choice(alphabet) for _ in range(36))  # made here, fake
+    data = b"\x00" * 5000 + f"x = '{token}'\n".encode() + b"\x7fELF" * 300
+    results = [e.scan(data) for e in engines]
+    assert results[0] and all(r == results[0] for r in results)
+
+
+def test_unknown_gate_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown gate"):
+        make_gate("fast", KEYWORDS)

@@ -1,0 +1,160 @@
+"""The layer cache: same scan back, never a plaintext secret on disk, keys that miss when they must."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+import sqlite3
+import string
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conftest import Built
+from layerleak.detect.engine import Engine
+from layerleak.detect.rules import load_rules
+from layerleak.findings import fingerprint, redact
+from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.models import Match
+from layerleak.store.cache import SCHEMA_VERSION, CacheError, LayerCache, scanner_version
+from layerleak.store.codec import hit_row
+from layerleak.store.sealed import SealedMatch, plaintexts, seal
+
+ENGINE = Engine(load_rules(()))
+
+
+def _token() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "ghp_" + "".join(secrets.choice(alphabet) for _ in range(36))  # made here, fake
+
+
+def _layer(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name in whiteouts:
+            tar.addfile(tarfile.TarInfo(name))
+    return buf.getvalue()
+
+
+def _scan(blob: bytes) -> LayerScan:
+    return scan_layer("blobs/sha256/aa", io.BytesIO(blob), ENGINE)
+
+
+def _same(a: LayerScan, b: LayerScan) -> None:
+    assert [hit_row(h) for h in a.hits] == [hit_row(h) for h in b.hits]
+    for field in ("key", "entries", "whiteouts", "opaque", "bytes_read", "files_scanned", "skipped"):
+        assert getattr(a, field) == getattr(b, field), field
+
+
+def test_round_trip_keeps_everything_but_plaintext(tmp_path: Path) -> None:
+    token = _token()
+    scan = _scan(_layer({"app/.env": f"GITHUB_TOKEN={token}\n".encode(), "app/x": b"nothing"},
+                        whiteouts=("etc/.wh.old", "var/.wh..wh..opq")))
+    assert [h.match.rule_id for h in scan.hits] == ["github-pat-classic"]
+    with LayerCache(tmp_path / "c.sqlite3") as cache:
+        assert cache.put("sha256:aa", ENGINE.ruleset, 123, scan)
+        back = cache.get("blobs/sha256/aa", "sha256:aa", ENGINE.ruleset, 123)
+    assert back is not None
+    _same(back, scan)
+    assert back.whiteouts == {"/etc/old"} and back.opaque == {"/var"}
+    sealed = back.hits[0].match
+    assert isinstance(sealed, SealedMatch)
+    assert sealed.fingerprint == fingerprint("github-pat-classic", token)
+    assert sealed.redacted == redact(token)
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert token.encode() not in on_disk
+    assert token[10:30].encode() not in on_disk
+
+
+def test_misses_on_other_rules_engine_or_size(tmp_path: Path) -> None:
+    scan = _scan(_layer({"a": b"x"}))
+    path = tmp_path / "c.sqlite3"
+    with LayerCache(path, "1.0+a") as cache:
+        cache.put("sha256:aa", "rules1", 10, scan)
+        assert cache.get("k", "sha256:aa", "rules1", 10) is not None
+        assert cache.get("k", "sha256:aa", "rules2", 10) is None
+        assert cache.get("k", "sha256:aa", "rules1", 11) is None
+        assert cache.get("k", "sha256:bb", "rules1", 10) is None
+    with LayerCache(path, "1.0+b") as other:
+        assert other.get("k", "sha256:aa", "rules1", 10) is None
+
+
+def test_a_layer_cut_short_is_not_kept(tmp_path: Path) -> None:
+    scan = _scan(_layer({"a": b"x" * 5000})[:1500])
+    assert scan.error is not None
+    with LayerCache(tmp_path / "c.sqlite3") as cache:
+        assert not cache.put("sha256:aa", ENGINE.ruleset, 1, scan)
+        assert cache.get("k", "sha256:aa", ENGINE.ruleset, 1) is None
+
+
+def test_schema_versions(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    with LayerCache(path, "v") as cache:
+        cache.put("sha256:aa", "r", 1, _scan(_layer({"a": b"x"})))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION - 1),))
+    db.commit()
+    db.close()
+    with LayerCache(path, "v") as cache:  # older: rebuilt empty
+        assert cache.get("k", "sha256:aa", "r", 1) is None
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value=? WHERE key='schema'", (str(SCHEMA_VERSION + 1),))
+    db.commit()
+    db.close()
+    with pytest.raises(CacheError, match="newer"):
+        LayerCache(path, "v")
+
+
+def test_unusable_cache_file_is_one_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheError, match="--no-cache"):
+        LayerCache(path, "v")
+
+
+def test_sealed_secret_found_again_in_step_text() -> None:
+    token = _token()
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow" + secrets.token_hex(20)
+    steps = [f"RUN echo {token} > /root/.token", f"RUN printf '  {pem}' > k", None, "RUN true"]
+    sealed = [seal(Match("github-pat-classic", token, 0, 1)), seal(Match("private-key", pem, 0, 1)),
+              seal(Match("github-pat-classic", _token(), 0, 1))]  # this one is in no step
+    assert sorted(plaintexts(sealed, steps)) == sorted([token, pem])
+    live = Match("x", "plain-text-secret", 0, 1)
+    assert plaintexts([live], []) == ["plain-text-secret"]
+
+
+def test_scanner_version_names_the_code() -> None:
+    version = scanner_version()
+    assert version.startswith("0.") and "+" in version and len(version.split("+")[1]) == 16
+
+
+def _cli(*args: str, cache_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LAYERLEAK_CACHE_DIR": str(cache_dir)}
+    return subprocess.run([sys.executable, "-m", "layerleak", "scan", "--no-progress", "--format",
+                           "json", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_cli_warm_cache_same_report_and_no_cache_writes_nothing(
+    handmade_images: Built, tmp_path: Path
+) -> None:
+    target = handmade_images.target("multi")
+    cold = _cli(target, cache_dir=tmp_path / "cache")
+    warm = _cli(target, cache_dir=tmp_path / "cache")
+    assert cold.returncode == warm.returncode == 1, cold.stderr
+    assert json.loads(warm.stdout) == json.loads(cold.stdout)
+    assert (tmp_path / "cache" / "layers.sqlite3").exists()
+    bypass = _cli("--no-cache", target, cache_dir=tmp_path / "none")
+    assert json.loads(bypass.stdout) == json.loads(cold.stdout)
+    assert not (tmp_path / "none").exists()
+    shown = _cli("--show-secrets", target, cache_dir=tmp_path / "cache")
+    secrets_shown = [f["secret"] for f in json.loads(shown.stdout)["findings"]]
+    assert secrets_shown and all(secrets_shown), "cached layers with hits are rescanned for plaintext"
