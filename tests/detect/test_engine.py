@@ -88,3 +88,13 @@ def test_entropy() -> None:
     assert shannon_entropy("") == 0.0
     assert shannon_entropy("aaaa") == 0.0
     assert shannon_entropy("abcd") == pytest.approx(2.0)
+
+
+def test_a_flood_of_keyword_hits_makes_bounded_windows(engine: Engine) -> None:
+    """Every secret in a long run of dense keyword hits is still found once, through windows that
+    stay bounded (so a regex's all-matches cost cannot grow with the square of the line)."""
+    parts = [f"tkn_{i}" if i % 7 else f"tkn_Q7wE9rT2yU4iO6pA{i:04d}" for i in range(3000)]
+    data = " ".join(parts).encode()
+    found = engine.scan(data)
+    expected = [p for i, p in enumerate(parts) if i % 7 == 0]
+    assert [m.secret for m in found] == expected

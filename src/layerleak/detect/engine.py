@@ -22,7 +22,8 @@ from layerleak.models import Match
 
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes held per file at a time: the memory bound for file content
 OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary is not lost
-LINE_CONTEXT = 4096  # characters of a match's line, each side, given to the filters
+LINE_CONTEXT = 1024  # characters of a match's line, each side, given to the filters
+MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,11 @@ class Engine:
                 w = self._compiled[idx].rule.window
                 lo, hi = max(0, start - w), min(len(data), end + 1 + w)
                 spans = windows.setdefault(idx, [])
-                if spans and lo <= spans[-1][1]:
+                # Merge overlapping windows, but never past MERGE_FACTOR windows' worth: a regex's
+                # all-matches cost can grow with the square of the text it runs on, so a flood of
+                # keyword hits must make many bounded windows (overlapping, so that every hit's
+                # own window lies whole inside one of them), not one huge one.
+                if spans and lo <= spans[-1][1] and hi - spans[-1][0] <= MERGE_FACTOR * (2 * w + length):
                     spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
                 else:
                     spans.append((lo, hi))
