@@ -137,9 +137,9 @@ def scanned(report_text: str) -> tuple[int, int, int]:
     """(uncompressed bytes, files, findings) from a JSON report."""
     doc = json.loads(report_text)
     nbytes = nfiles = 0
-    for target in doc["targets"]:
-        for image in target.get("images", []):
-            for layer in image["layers"]:
+    for target in doc["targets"]:  # one entry per image scanned
+        for image in [target, *target.get("images", [])]:
+            for layer in image.get("layers", []):
                 nbytes += layer.get("bytes_scanned", 0)
                 nfiles += layer.get("files_scanned", 0)
     return nbytes, nfiles, len(doc["findings"])

@@ -7,6 +7,7 @@ The engine sees bytes, never where they came from: callers attach the location.
 from __future__ import annotations
 
 import bisect
+import math
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from layerleak.models import Match
 CHUNK_SIZE = 8 * 1024 * 1024  # bytes held per file at a time: the memory bound for file content
 OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary is not lost
 LINE_CONTEXT = 1024  # characters of a match's line, each side, given to the filters
+SHORT_ENTROPY_SHARE = 0.85  # a short secret needs this share of the entropy its length allows
 MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit windows
 
 
@@ -150,13 +152,17 @@ class Engine:
             on_path = tuple(any(p.search(path) for p in a.paths) if path else False
                             for a in comp.allowlists)
             for lo, hi in spans:
-                text = data[lo:hi].decode("latin-1")
-                for m in comp.regex.finditer(text):
+                # One byte of context each side, outside the searched range: `\b`, `^` and `$`
+                # then see the real neighbours, so a token cut off by the window is not taken
+                # for a whole one.
+                clo, chi = max(0, lo - 1), min(len(data), hi + 1)
+                text = data[clo:chi].decode("latin-1")
+                for m in comp.regex.finditer(text, lo - clo, hi - clo):
                     group = next((g for g in comp.groups if m.group(g)), comp.group)
                     secret = m.group(group)
                     if not secret:
                         continue
-                    offset = lo + m.start(group)
+                    offset = clo + m.start(group)
                     key = (comp.rule.id, offset)
                     if key in found or not self._accept(
                         comp, secret, _line_of(text, m.start(group), m.end(group))
@@ -204,9 +210,12 @@ class Engine:
             return False
         if filters.rejection(secret, context, generic=rule.generic):
             return False
-        return not (
-            rule.min_entropy is not None and shannon_entropy(secret) < rule.min_entropy
-        )
+        if rule.min_entropy is None:
+            return True
+        # A string of n characters has at most log2(n) bits per character: a fixed floor would
+        # reject most random short passwords, so short secrets need a share of their maximum.
+        floor = min(rule.min_entropy, SHORT_ENTROPY_SHARE * math.log2(max(len(secret), 2)))
+        return shannon_entropy(secret) >= floor
 
     def scan_stream(self, stream: IO[bytes], path: str | None = None) -> Iterator[Match]:
         """Scan a file of any size in bounded memory: CHUNK_SIZE at a time, OVERLAP re-read."""

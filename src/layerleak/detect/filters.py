@@ -30,7 +30,7 @@ _PLACEHOLDER_WORDS = (
     "changeme", "change_me", "change-me", "example", "placeholder", "your_", "your-", "yourkey",
     "yourtoken", "yourpass", "dummy", "sample", "redacted", "replace", "xxxx", "****", "todo",
     "fixme", "foobar", "notasecret", "not_a_secret", "insert", "<", ">", "put your unique phrase",
-    "_here",
+    "_here", "xxxxxxxx",
 )
 # Values that are a word and nothing else: "secret", "password", "none", ...
 _PLACEHOLDER_EXACT = frozenset(
@@ -39,6 +39,9 @@ _PLACEHOLDER_EXACT = frozenset(
         "string", "value", "empty", "default", "test", "testing", "admin", "root", "pass",
         "apikey", "api_key", "secretkey", "secret_key", "mysecret", "mypassword", "s3cr3t",
         "p@ssw0rd", "password123", "hunter2", "letmein",
+        # well-known defaults of database and broker images and tutorials
+        "postgres", "mysql", "mariadb", "guest", "rabbitmq", "redis", "user", "username",
+        "changeit", "secret123", "example",
     }
 )
 _TEMPLATE = re.compile(
@@ -90,11 +93,18 @@ def template(secret: str, context: str = "") -> str | None:
     return "template" if _TEMPLATE.search(secret) else None
 
 
+# Short alphanumeric words turn up by chance inside long random secrets ("todo" in about 0.25% of
+# 2048-bit RSA keys' base64): in a secret longer than this, only the longer words count.
+_CHANCE_LENGTH = 40
+_LONG_WORDS = tuple(w for w in _PLACEHOLDER_WORDS if len(w) >= 6 or not w.isalnum())
+
+
 def placeholder(secret: str, context: str = "") -> str | None:
     low = secret.lower()
     if low.strip("'\"") in _PLACEHOLDER_EXACT:
         return "placeholder"
-    return "placeholder" if any(w in low for w in _PLACEHOLDER_WORDS) else None
+    words = _PLACEHOLDER_WORDS if len(secret) <= _CHANCE_LENGTH else _LONG_WORDS
+    return "placeholder" if any(w in low for w in words) else None
 
 
 def low_diversity(secret: str, context: str = "") -> str | None:
