@@ -7,13 +7,14 @@ The engine sees bytes, never where they came from: callers attach the location.
 from __future__ import annotations
 
 import bisect
-import math
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 import ahocorasick
+import numpy as np
 
 from layerleak.detect import filters
 from layerleak.detect.entropy import shannon_entropy
@@ -102,11 +103,20 @@ class Engine:
             )
             for kw in rule.keywords:
                 by_keyword.setdefault(kw, []).append(idx)
-        self._automaton = ahocorasick.Automaton()
+        # Rules limited to some paths (.env files, shell history, ...) often have very common
+        # keywords ("key", "pass"): a second automaton and gate without them serve every file
+        # that no such rule applies to, so their hits are never even produced there.
+        unrestricted: dict[str, list[int]] = {}
         for kw, idxs in by_keyword.items():
-            self._automaton.add_word(kw, (len(kw), tuple(idxs)))
-        self._automaton.make_automaton()
+            free = [i for i in idxs if self.rules[i].path_regex is None]
+            if free:
+                unrestricted[kw] = free
+        paths = [r.path_regex for r in self.rules if r.path_regex]
+        self._any_path = compile_checked("|".join(f"(?:{p})" for p in paths), "path") if paths else None
+        self._automaton = _automaton(by_keyword)
         self._gate = make_gate(gate, by_keyword)
+        self._plain_automaton = _automaton(unrestricted) if unrestricted else None
+        self._plain_gate = make_gate(gate, unrestricted) if unrestricted else None
         # Rules without keywords (gitleaks allows them) run over every chunk, whole.
         self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords)
         self._keyworded = bool(by_keyword)
@@ -120,28 +130,32 @@ class Engine:
         """Every match in ``data`` (offsets and 1-based lines relative to ``data``)."""
         if not data:
             return []
-        first = self._gate.first(data) if self._keyworded else None
+        automaton, gate = (self._automaton, self._gate) if self._keyworded else (None, None)
+        if self._any_path is None or path is None or not self._any_path.search(path):
+            automaton, gate = self._plain_automaton, self._plain_gate
+        first = gate.first(data) if gate is not None else None
         if first is None and not self._always:
             return []  # no keyword anywhere: the automaton would find nothing
         windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
         # No keyword starts before ``first``: the automaton over the rest finds every hit.
         skip = len(data) if first is None else first
         lowered = data[skip:].lower().decode("latin-1")
-        for end, (length, idxs) in self._automaton.iter(lowered) if lowered else ():
-            end += skip
-            start = end - length + 1
-            for idx in idxs:
-                w = self._compiled[idx].rule.window
-                lo, hi = max(0, start - w), min(len(data), end + 1 + w)
-                spans = windows.setdefault(idx, [])
-                # Merge overlapping windows, but never past MERGE_FACTOR windows' worth: a regex's
-                # all-matches cost can grow with the square of the text it runs on, so a flood of
-                # keyword hits must make many bounded windows (overlapping, so that every hit's
-                # own window lies whole inside one of them), not one huge one.
-                if spans and lo <= spans[-1][1] and hi - spans[-1][0] <= MERGE_FACTOR * (2 * w + length):
-                    spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        # Group hits by keyword first (one append per hit), then build each rule's windows from
+        # its keywords' hit positions in one go.
+        grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        if lowered and automaton is not None:
+            for end, val in automaton.iter(lowered):
+                ends = grouped.get(val)
+                if ends is None:
+                    grouped[val] = [end]
                 else:
-                    spans.append((lo, hi))
+                    ends.append(end)
+        per_rule: dict[int, list[tuple[int, list[int]]]] = {}
+        for (length, idxs), ends in grouped.items():
+            for idx in idxs:
+                per_rule.setdefault(idx, []).append((length, ends))
+        for idx, groups in per_rule.items():
+            windows[idx] = _windows(groups, skip, self._compiled[idx].rule.window, len(data))
         if not windows:
             return []
         found: dict[tuple[str, int], Match] = {}
@@ -242,6 +256,57 @@ class Engine:
             base_line += buf.count(b"\n", 0, dropped)
             base += dropped
             buf = buf[dropped:] + more
+
+
+_SMALL = 64  # hit counts up to this are merged in Python; more with numpy
+
+
+def _windows(groups: list[tuple[int, list[int]]], skip: int, w: int, n: int) -> list[tuple[int, int]]:
+    """One rule's regex windows: ``w`` bytes each side of every keyword hit, overlapping windows
+    merged. A merged window never spans more than MERGE_FACTOR single-hit windows: a regex's
+    all-matches cost can grow with the square of the text it runs on, so a flood of keyword hits
+    makes many bounded windows (overlapping, so that every hit's own window lies whole inside one
+    of them), not one huge one. ``groups`` holds (keyword length, hit end offsets after ``skip``).
+    """
+    span = 2 * w + max(length for length, _ in groups)  # the longest single-hit window
+    cap = MERGE_FACTOR * span
+    if sum(len(ends) for _, ends in groups) <= _SMALL:
+        pairs = sorted(
+            (max(0, e + skip - length + 1 - w), min(n, e + skip + 1 + w))
+            for length, ends in groups
+            for e in ends
+        )
+        merged: list[tuple[int, int]] = []
+        for lo, hi in pairs:
+            if merged and lo <= merged[-1][1] and hi - merged[-1][0] <= cap:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        return merged
+    arrays = [(length, np.asarray(ends, dtype=np.int64)) for length, ends in groups]
+    los = np.concatenate([a + (skip - length + 1 - w) for length, a in arrays])
+    his = np.concatenate([a + (skip + 1 + w) for _, a in arrays])
+    order = np.argsort(los, kind="stable")
+    los, his = np.clip(los[order], 0, n), np.clip(his[order], 0, n)
+    reach = np.maximum.accumulate(his)
+    starts = np.flatnonzero(np.concatenate(([True], los[1:] > reach[:-1])))
+    lasts = np.concatenate((starts[1:] - 1, [len(los) - 1]))
+    out: list[tuple[int, int]] = []
+    step = cap - span
+    for lo, hi in zip(los[starts].tolist(), reach[lasts].tolist(), strict=True):
+        while hi - lo > cap:
+            out.append((lo, lo + cap))
+            lo += step
+        out.append((lo, hi))
+    return out
+
+
+def _automaton(by_keyword: dict[str, list[int]]) -> Any:
+    automaton = ahocorasick.Automaton()
+    for kw, idxs in by_keyword.items():
+        automaton.add_word(kw, (len(kw), tuple(idxs)))
+    automaton.make_automaton()
+    return automaton
 
 
 def _line_of(text: str, start: int, end: int) -> str:
