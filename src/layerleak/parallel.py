@@ -48,9 +48,26 @@ class LayerPlan:
     show_secrets: bool = False  # cached layers with hits are rescanned to recover plaintext
 
 
-def _cache_digest(ref: LayerRef) -> str | None:
-    """Only content-addressed layers are cached: a diff_id, else the blob digest."""
-    return ref.diff_id or ref.blob_digest
+def _cache_key(source: ImageSource, ref: LayerRef, loc: BlobLocation | None) -> str | None:
+    """The key a layer's result is cached under: never a digest the image merely *claims*.
+
+    An archive names its own layers' digests, and a crafted one could name the digest of a clean
+    layer scanned before, to be handed that clean result. So a layer in a local file is cached
+    under the file's identity (device, inode, size, modification time, offset) with the digest it
+    claims: rescanning the same file hits, any other file is scanned. A registry's blobs are
+    checked against their digest as they stream, so there the blob digest itself is the key.
+    Other sources (daemon and compressed streams) are not cached.
+    """
+    if loc is not None:
+        try:
+            st = os.stat(loc.path)
+        except OSError:
+            return None
+        claimed = ref.diff_id or ref.blob_digest or ""
+        return f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{loc.offset}:{claimed}"
+    if source.verifies_blobs and ref.blob_digest:
+        return f"blob:{ref.blob_digest}"
+    return None
 
 
 def scan_layers(
@@ -64,10 +81,12 @@ def scan_layers(
     scans: dict[str, LayerScan] = {}
     sizes: dict[str, int] = {}
     todo: list[str] = []
+    cache_keys: dict[str, str | None] = {}
     for key, ref in refs.items():
         loc = source.locate(key)
         sizes[key] = loc.size if loc is not None else (ref.size if ref.size is not None else -1)
-        cached = _from_cache(plan, key, ref, engine, sizes[key])
+        cache_keys[key] = _cache_key(source, ref, loc) if plan.cache is not None else None
+        cached = _from_cache(plan, key, cache_keys[key], engine, sizes[key])
         if cached is not None:
             scans[key] = cached
         else:
@@ -90,16 +109,15 @@ def scan_layers(
             found[key] = scan_layer(key, stream, engine, hook)
     for key, scan in found.items():
         scans[key] = scan
-        digest = _cache_digest(refs[key])
+        digest = cache_keys.get(key)
         if plan.cache is not None and digest is not None:
             plan.cache.put(digest, engine.ruleset, sizes[key], scan)
     return scans
 
 
 def _from_cache(
-    plan: LayerPlan, key: str, ref: LayerRef, engine: Engine, size: int
+    plan: LayerPlan, key: str, digest: str | None, engine: Engine, size: int
 ) -> LayerScan | None:
-    digest = _cache_digest(ref)
     if plan.cache is None or digest is None:
         return None
     scan = plan.cache.get(key, digest, engine.ruleset, size)

@@ -158,3 +158,40 @@ def test_cli_warm_cache_same_report_and_no_cache_writes_nothing(
     shown = _cli("--show-secrets", target, cache_dir=tmp_path / "cache")
     secrets_shown = [f["secret"] for f in json.loads(shown.stdout)["findings"]]
     assert secrets_shown and all(secrets_shown), "cached layers with hits are rescanned for plaintext"
+
+
+def _archive(path: Path, layer: bytes, claimed_diff_id: str) -> None:
+    """A docker-archive whose config claims ``claimed_diff_id`` for its one layer."""
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers",
+         "diff_ids": [claimed_diff_id]}, "history": [{"created_by": "COPY . /app"}]}
+    ).encode()
+    manifest = json.dumps([{"Config": "config.json", "RepoTags": ["crafted:1"],
+                            "Layers": ["l/layer.tar"]}]).encode()
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("l/layer.tar", layer), ("config.json", config),
+                           ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_a_crafted_archive_cannot_borrow_a_clean_layers_cached_result(tmp_path: Path) -> None:
+    """The cache is never keyed by a digest an archive merely claims: an archive that names the
+    diff_id of a clean layer scanned before, but holds a secret, is scanned, not served."""
+    import hashlib
+
+    clean = _layer({"app/readme.txt": b"nothing to see\n"})
+    diff_id = "sha256:" + hashlib.sha256(clean).hexdigest()
+    _archive(tmp_path / "clean.tar", clean, diff_id)
+    first = _cli(str(tmp_path / "clean.tar"), cache_dir=tmp_path / "cache")
+    assert first.returncode == 0, first.stderr
+    again = _cli(str(tmp_path / "clean.tar"), cache_dir=tmp_path / "cache")
+    assert again.returncode == 0 and json.loads(again.stdout) == json.loads(first.stdout)
+
+    token = _token()
+    _archive(tmp_path / "crafted.tar", _layer({"app/.env": f"GITHUB_TOKEN={token}\n".encode()}),
+             diff_id)
+    crafted = _cli(str(tmp_path / "crafted.tar"), cache_dir=tmp_path / "cache")
+    assert crafted.returncode == 1, crafted.stderr
+    assert [f["rule_id"] for f in json.loads(crafted.stdout)["findings"]] == ["github-pat-classic"]

@@ -64,6 +64,9 @@ class ImageSource(abc.ABC):
     """
 
     streaming: bool = False
+    # True when every blob stream checks its bytes against the blob digest (a registry): a layer
+    # scanned from such a source may be cached under that digest.
+    verifies_blobs: bool = False
 
     def __init__(self, target: str) -> None:
         self.target = target

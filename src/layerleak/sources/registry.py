@@ -365,6 +365,8 @@ def _short(exc: BaseException) -> str:
 class RegistrySource(ImageSource):
     """Every image (one per platform) that a registry reference names."""
 
+    verifies_blobs = True
+
     def __init__(self, target: str, spec: str, options: SourceOptions | None = None) -> None:
         super().__init__(target)
         options = options or SourceOptions()
