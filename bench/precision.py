@@ -84,7 +84,8 @@ def main() -> None:
     above_low = [f for f in findings if f["confidence"] != "low"
                  and (f["rule_id"], f["path"], f["line"]) not in planted]
     for f in above_low:
-        print(f"  ABOVE LOW: {f['confidence']} {f['rule_id']} {f['path']}:{f['line']} {f['inner_path'] or ''}")
+        where = f"{f['path']}:{f['line']} {f['inner_path'] or ''}"
+        print(f"  ABOVE LOW: {f['confidence']} {f['rule_id']} {where}")
     found = {(f["rule_id"], f["path"], f["line"]): f["secret"] for f in findings if f["confidence"] != "low"}
     lost = [k for k, secret in planted.items() if found.get(k) != secret]
     for k in lost:

@@ -210,11 +210,16 @@ _SOURCE_ORDER = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 
 _STATUS_ORDER = {Status.PRESENT: 0, Status.DELETED: 1, Status.OVERWRITTEN: 2, None: 3}
 
 
-def _order(f: Finding) -> tuple[int, int, str, int, str]:
+def _order(f: Finding) -> tuple[int, int, int, str, int, str]:
     loc = f.location
+    step = -1  # history entries in build order: history[9] before history[10]
+    if loc.source is SourceKind.HISTORY and loc.key and loc.key.startswith("history["):
+        digits = loc.key[len("history[") :].split("]", 1)[0]
+        step = int(digits) if digits.isdigit() else -1
     return (
         _SOURCE_ORDER[loc.source],
         loc.layer_index if loc.layer_index is not None else -1,
+        step,
         loc.path or loc.key or "",
         loc.line or 0,
         f.rule_id,
