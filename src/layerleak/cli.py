@@ -109,8 +109,11 @@ def scan(
                                          jobs=jobs or default_jobs(), cache=cache)
                 results.append(TargetResult(target=target, images=tuple(images)))
             except LayerleakError as exc:
-                _fail(exc.diagnostics())
-                results.append(TargetResult(target=target, error=exc.diagnostics()))
+                message = exc.diagnostics()
+                if target not in message:  # every line names the image it is about
+                    message = f"{target}: {message}"
+                _fail(message)
+                results.append(TargetResult(target=target, error=message))
     if cache is not None:
         cache.close()
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
