@@ -11,6 +11,7 @@ from layerleak import __version__
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
 from layerleak.errors import LayerleakError
+from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
 from layerleak.parallel import default_jobs
 from layerleak.policy import EXIT_ERROR, exit_code, parse_fail_on
@@ -34,6 +35,7 @@ def _fail(message: str) -> None:
 @click.version_option(__version__, prog_name="layerleak")
 def main() -> None:
     """Find secrets baked into container image layers."""
+    return_large_buffers()
 
 
 @main.command()

@@ -29,6 +29,7 @@ from layerleak.detect.rules import Rule
 from layerleak.errors import LayerleakError
 from layerleak.layers.decompress import sniff_compression
 from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerCache
 
@@ -133,6 +134,7 @@ _engine: Engine | None = None
 
 def _init_worker(rules: Sequence[Rule], gate: str) -> None:
     global _engine
+    return_large_buffers()
     _engine = Engine(rules, gate=gate)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from layerleak.detect.classify import HEAD, skip_reason
-from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries import credfiles
 from layerleak.entries.limits import Budget
 from layerleak.entries.nested import scan_file
@@ -38,6 +38,6 @@ def scan_entry(
         return reason, iter(())
     budget = Budget(notes=notes if notes is not None else [])
     hits = scan_file(engine, path, first, rest, budget)
-    if len(first) < CHUNK_SIZE and credfiles.kind_for(path) is not None:  # the whole file is in first
+    if len(first) < FILE_HEAD and credfiles.kind_for(path) is not None:  # the whole file is in first
         return None, credfiles.merge_hits(path, first, hits, engine)
     return None, hits

@@ -13,7 +13,7 @@ merged: a parsed credential that overlaps a *specific* engine match (a vendor ru
 confidence: an AWS key, a GitHub token) gives way to it; a *generic* engine match (any rule marked
 generic or of lower confidence) gives way to the parsed credential, which knows what the value is.
 
-Only files that fit in the first chunk the walk reads (``CHUNK_SIZE``, 8 MiB) are parsed; a larger
+Only files that fit in the first chunk the walk reads (``FILE_HEAD``, 8 MiB) are parsed; a larger
 "credential file" is left to the regexes.
 """
 

@@ -39,7 +39,7 @@ MIN_B64 = 16  # encoded characters: 12 decoded bytes, shorter values hold no sec
 MAX_B64 = 64 * 1024  # longer runs are data (images, archives), not a value
 MAX_B64_DEPTH = 2  # a base64 value inside a decoded base64 value, and no deeper
 CONTEXT = 256  # bytes of the surrounding line kept on each side of a decoded value
-MAX_PYC = 64 * MIB  # larger "pyc" files are scanned as raw bytes
+MAX_PYC = 8 * MIB  # larger "pyc" files are scanned as raw bytes
 MIN_PYC_STRING = 8
 
 # A base64 (or base64url) value of ASCII text: at least 16 characters, where each 4-character

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING
 
 import zstandard
 
-from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries import provenance
 from layerleak.entries.content import scan_entry
 from layerleak.layers.decompress import open_decompressed
@@ -129,7 +129,7 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     f = tar.extractfile(member)
     if f is None:
         return
-    first = f.read(CHUNK_SIZE)
+    first = f.read(FILE_HEAD)
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)
     if reason is not None:
