@@ -7,6 +7,7 @@ The engine sees bytes, never where they came from: callers attach the location.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterator, Sequence
@@ -329,14 +330,5 @@ def _with_lines(data: bytes, matches: Any) -> list[Match]:
     for m in ordered:
         line += data.count(b"\n", pos, m.offset)
         pos = m.offset
-        out.append(
-            Match(
-                rule_id=m.rule_id,
-                secret=m.secret,
-                offset=m.offset,
-                line=line,
-                confidence=m.confidence,
-                reason=m.reason,
-            )
-        )
+        out.append(dataclasses.replace(m, line=line))
     return out

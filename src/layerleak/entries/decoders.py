@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import dataclasses
 import io
 import re
 from collections.abc import Callable, Iterator
@@ -222,14 +223,7 @@ def decoded_matches(
 
 
 def _at_line(m: Match, line: int) -> Match:
-    return Match(
-        rule_id=m.rule_id,
-        secret=m.secret,
-        offset=m.offset,
-        line=line,
-        confidence=m.confidence,
-        reason=m.reason,
-    )
+    return dataclasses.replace(m, line=line)
 
 
 # --- UTF-16 -----------------------------------------------------------------------------------
