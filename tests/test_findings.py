@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from layerleak.detect.examples import armor
 from layerleak.findings import fingerprint, redact, scrub
 
 
@@ -13,8 +14,9 @@ def test_redaction_never_shows_the_secret() -> None:
 
 
 def test_pem_keys_keep_only_their_header() -> None:
-    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow...\n-----END RSA PRIVATE KEY-----"
-    assert redact(pem) == "-----BEGIN RSA PRIVATE KEY----- …(redacted)"
+    begin = armor("BEGIN", "RSA PRIVATE KEY")
+    pem = f"{begin}\nMIIEow...\n{armor('END', 'RSA PRIVATE KEY')}"
+    assert redact(pem) == f"{begin} …(redacted)"
 
 
 def test_fingerprint_is_stable_and_rule_scoped() -> None:

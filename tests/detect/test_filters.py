@@ -12,6 +12,7 @@ import pytest
 
 from layerleak.detect import filters
 from layerleak.detect.engine import Engine
+from layerleak.detect.examples import armor
 from layerleak.detect.rules import parse_rules_text
 
 
@@ -23,6 +24,7 @@ def _token(n: int = 32) -> str:
             return text
 
 
+RSA = "RSA PRIVATE KEY"
 HEX64 = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
 MD5 = hashlib.md5(secrets.token_bytes(16)).hexdigest()
 SRI = "sha512-" + base64.b64encode(hashlib.sha512(secrets.token_bytes(8)).digest()).decode()
@@ -54,7 +56,7 @@ CASES = [
      False),
     ("-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIEAgAAuTANBgkq\n-----END CERTIFICATE-----", "", False,
      False),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "", False, True),
+    (f"{armor('BEGIN', RSA)}\nMIIEpAIBAAKCAQEA\n{armor('END', RSA)}", "", False, True),
     (SSH_BLOB, f"ssh-rsa {SSH_BLOB} deploy@build", True, False),  # authorized_keys
     (ED_BLOB, f"ssh_key: ssh-ed25519 {ED_BLOB}", True, False),
     (f"ssh-ed25519 {ED_BLOB}", "", False, False),

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from layerleak.detect.engine import Engine
-from layerleak.detect.examples import TemplateError, expand, has_template
+from layerleak.detect.examples import TemplateError, armor, expand, has_template
 from layerleak.detect.rules import Rule, load_rules
 
 SEED = int(os.environ.get("LAYERLEAK_EXAMPLE_SEED") or random.SystemRandom().randrange(2**32))
@@ -97,8 +97,8 @@ def test_expand_classes(template: str, pattern: str) -> None:
 def test_expand_pem() -> None:
     text = expand("{{pem:RSA PRIVATE KEY:3}}", random.Random(SEED))
     lines = text.split("\n")
-    assert lines[0] == "-----BEGIN RSA PRIVATE KEY-----"
-    assert lines[-1] == "-----END RSA PRIVATE KEY-----"
+    assert lines[0] == armor("BEGIN", "RSA PRIVATE KEY")
+    assert lines[-1] == armor("END", "RSA PRIVATE KEY")
     assert [len(line) for line in lines[1:-1]] == [64, 64, 64]
     assert len(expand("{{pem:PRIVATE KEY}}", random.Random(SEED)).split("\n")) == 22
 

@@ -17,6 +17,7 @@ import pytest
 
 from conftest import Built
 from layerleak.detect.engine import Engine
+from layerleak.detect.examples import armor
 from layerleak.detect.rules import load_rules
 from layerleak.findings import fingerprint, redact
 from layerleak.layers.walk import LayerScan, scan_layer
@@ -123,7 +124,7 @@ def test_unusable_cache_file_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_sealed_secret_found_again_in_step_text() -> None:
     token = _token()
-    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow" + secrets.token_hex(20)
+    pem = armor("BEGIN", "RSA PRIVATE KEY") + "\nMIIEow" + secrets.token_hex(20)
     steps = [f"RUN echo {token} > /root/.token", f"RUN printf '  {pem}' > k", None, "RUN true"]
     sealed = [seal(Match("github-pat-classic", token, 0, 1)), seal(Match("private-key", pem, 0, 1)),
               seal(Match("github-pat-classic", _token(), 0, 1))]  # this one is in no step
