@@ -29,6 +29,17 @@ from handmade import Fixture  # noqa: E402
 
 CLI_TIMEOUT_S = 300
 
+# A tiny rule set for unit tests of the walk and the engine, independent of signatures/.
+TOKEN_RULE = '''
+[[rule]]
+id = "test-token"
+title = "Test token"
+severity = "high"
+keywords = ["tkn_"]
+regex = \'\'\'(?P<secret>tkn_[A-Za-z0-9]{20})\'\'\'
+'''
+TOKEN = "tkn_Q7wE9rT2yU4iO6pA8sD1"  # an obvious fake, in the test rule's own format
+
 
 @dataclass(frozen=True, slots=True)
 class Built:

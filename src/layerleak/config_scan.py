@@ -5,7 +5,6 @@ as ``|N KEY=value /bin/sh -c ...``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,6 @@ class ConfigText:
     source: SourceKind
     key: str  # ENV name, "label:NAME", "Cmd", "history[3]", ...
     text: str
-    history_index: int | None = None
 
 
 def _join(value: Any) -> str | None:
@@ -61,8 +59,5 @@ def config_texts(config: Mapping[str, Any]) -> Iterator[ConfigText]:
             value = entry.get(field)
             if isinstance(value, str) and value:
                 key = f"history[{i}]" if field == "created_by" else f"history[{i}].{field}"
-                yield ConfigText(SourceKind.HISTORY, key, value, i)
+                yield ConfigText(SourceKind.HISTORY, key, value)
 
-
-def config_json(config: Mapping[str, Any]) -> str:
-    return json.dumps(config, sort_keys=True)

@@ -30,10 +30,6 @@ class ImageFormatError(TargetError):
     """The image is malformed: bad manifest, missing blob, unknown media type."""
 
 
-class LayerError(LayerleakError):
-    """One layer could not be read completely (corrupt compression, truncated tar)."""
-
-
 class RuleError(LayerleakError):
     """A rule file is invalid."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class Severity(enum.IntEnum):
@@ -165,7 +165,6 @@ class ScanReport:
     targets: tuple[TargetResult, ...]
     ruleset: str
     secrets_shown: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def findings(self) -> list[Finding]:

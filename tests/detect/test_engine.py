@@ -6,19 +6,13 @@ import io
 
 import pytest
 
+from conftest import TOKEN, TOKEN_RULE
 from layerleak.detect import engine as engine_mod
 from layerleak.detect.engine import Engine
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.detect.rules import parse_rules_text
 
-RULES = '''
-[[rule]]
-id = "test-token"
-title = "Test token"
-severity = "high"
-keywords = ["tkn_"]
-regex = \'\'\'(?P<secret>tkn_[A-Za-z0-9]{20})\'\'\'
-
+RULES = TOKEN_RULE + '''
 [[rule]]
 id = "test-generic"
 title = "Generic"
@@ -28,7 +22,7 @@ keywords = ["passwd"]
 regex = \'\'\'passwd\\s*=\\s*(?P<secret>[^\\s]{8,})\'\'\'
 entropy = 3.0
 '''
-SECRET = "tkn_Q7wE9rT2yU4iO6pA8sD1"
+SECRET = TOKEN
 
 
 @pytest.fixture(scope="module")

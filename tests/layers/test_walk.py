@@ -9,19 +9,13 @@ import tarfile
 import pytest
 import zstandard
 
+from conftest import TOKEN, TOKEN_RULE
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import parse_rules_text
 from layerleak.layers.walk import KIND_DIR, KIND_OTHER, normalize, scan_layer
 
-RULES = '''
-[[rule]]
-id = "test-token"
-title = "Test token"
-severity = "high"
-keywords = ["tkn_"]
-regex = \'\'\'(?P<secret>tkn_[A-Za-z0-9]{20})\'\'\'
-'''
-SECRET = "tkn_Q7wE9rT2yU4iO6pA8sD1"
+RULES = TOKEN_RULE
+SECRET = TOKEN
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ ZSTD = "zstd"
 ZIP = "zip"
 TAR = "tar"
 STREAMS = (GZIP, BZIP2, XZ, ZSTD)  # one compressed stream: the content is one file
-ARCHIVES = (ZIP, TAR)  # many members, each a file
 
 HEAD = 512  # bytes of a file the classifiers look at
 

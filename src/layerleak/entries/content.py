@@ -13,20 +13,6 @@ from layerleak.entries.nested import scan_file
 from layerleak.models import Match
 
 
-class _Rest:
-    """A file stream whose first chunk was already read."""
-
-    def __init__(self, first: bytes, inner: IO[bytes]) -> None:
-        self.first: bytes | None = first
-        self.inner = inner
-
-    def read(self, n: int = -1) -> bytes:
-        if self.first is not None:
-            data, self.first = self.first, None
-            return data
-        return self.inner.read(n)
-
-
 def scan_entry(
     path: str, first: bytes, rest: IO[bytes], engine: Engine, notes: list[str] | None = None
 ) -> tuple[str | None, Iterator[tuple[str | None, Match]]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 import platformdirs
 
 from layerleak import __version__
-from layerleak.errors import LayerleakError
+from layerleak.errors import StoreError
 from layerleak.layers.walk import LayerScan
 from layerleak.store.codec import HitRow, NotCacheable, decode_body, encode_body, file_hit, hit_row
 
@@ -68,7 +68,7 @@ CREATE INDEX IF NOT EXISTS hits_fingerprint ON hits (fingerprint);
 """
 
 
-class CacheError(LayerleakError):
+class CacheError(StoreError):
     """The cache file cannot be used."""
 
 
@@ -147,13 +147,6 @@ class LayerCache:
             raise CacheError(f"cannot read the cache at {self.path}: {exc}") from None
         hits = [file_hit(HitRow(*r)) for r in rows]
         return decode_body(key, zlib.decompress(row[2]), hits)
-
-    def hit_count(self, digest: str, ruleset: str) -> int | None:
-        row = self._db.execute(
-            "SELECT hit_count FROM layers WHERE digest=? AND ruleset=? AND engine=?",
-            (digest, ruleset, self.engine),
-        ).fetchone()
-        return None if row is None else int(row[0])
 
     def put(self, digest: str, ruleset: str, size: int, scan: LayerScan) -> bool:
         """Keep a complete scan (one cut short by an error is not kept). True when stored."""
