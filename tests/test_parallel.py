@@ -1,7 +1,8 @@
 """The fast paths give exactly the findings of the straightforward one.
 
 Straightforward: no keyword gate (the automaton reads every byte), one process, no cache, the
-source's own streams. Fast: the default gate, worker processes, and the cache cold then warm.
+source's own streams. Fast: the default gate, worker processes, uncompressed layers split in
+parts across them, and the cache cold then warm.
 Every fixture image is scanned both ways and the whole results compared: findings, layer
 summaries (bytes and files scanned), errors.
 """
@@ -46,6 +47,9 @@ def _check_all_ways(targets: list[str], cache_dir: Path) -> int:
             plain = _scan(target, PLAIN)
             assert _scan(target, FAST) == plain, f"gate changed results: {target}"
             assert _scan(target, FAST, jobs=2) == plain, f"workers changed results: {target}"
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr("layerleak.parallel.SHARD_MIN", 1)  # every uncompressed layer split
+                assert _scan(target, FAST, jobs=2) == plain, f"layer parts changed results: {target}"
             assert _scan(target, FAST, jobs=2, cache=cache) == plain, f"cold cache: {target}"
             assert _scan(target, FAST, jobs=2, cache=cache) == plain, f"warm cache: {target}"
             shown = _scan(target, PLAIN, show=True)

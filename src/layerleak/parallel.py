@@ -27,8 +27,9 @@ from isal import igzip_threaded
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import Rule
 from layerleak.errors import LayerleakError
+from layerleak.layers import tarindex
 from layerleak.layers.decompress import sniff_compression
-from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.layers.walk import LayerScan, merge, scan_layer
 from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerCache
@@ -36,6 +37,8 @@ from layerleak.store.cache import LayerCache
 ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
 
 THREADED_GZIP_MIN = 32 * 1024 * 1024  # smaller gzip layers are not worth a thread
+SHARD_MIN = 32 * 1024 * 1024  # an uncompressed layer is split in parts of at least this size
+SHARDS_PER_JOB = 4  # parts aimed at per worker: the last ones to finish are small
 
 
 def default_jobs() -> int:
@@ -47,6 +50,25 @@ class LayerPlan:
     jobs: int = 1
     cache: LayerCache | None = None
     show_secrets: bool = False  # cached layers with hits are rescanned to recover plaintext
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    """One unit of work for a worker: a whole layer, or the members of an uncompressed layer
+    from the one at ``start`` to the last before ``stop`` (None: to the end)."""
+
+    key: str
+    loc: BlobLocation
+    start: int = 0
+    stop: int | None = None
+
+    @property
+    def size(self) -> int:
+        return (self.loc.size if self.stop is None else self.stop) - self.start
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.stop is None
 
 
 def _cache_key(source: ImageSource, ref: LayerRef, loc: BlobLocation | None) -> str | None:
@@ -95,9 +117,10 @@ def scan_layers(
     if not todo:
         return scans
     located = {k: loc for k in todo if (loc := source.locate(k)) is not None}
-    if plan.jobs > 1 and len(located) == len(todo) > 1:
-        found = _scan_in_pool(located, engine, plan.jobs, progress)
-    elif plan.jobs > 1 and len(located) == len(todo) == 1:
+    tasks = _tasks(located, plan) if plan.jobs > 1 and len(located) == len(todo) else []
+    if len(tasks) > 1:
+        found = _scan_in_pool(tasks, located, engine, plan.jobs, progress)
+    elif len(tasks) == 1:
         key, loc = next(iter(located.items()))
         hook = progress(key, loc.size) if progress else None
         found = {key: scan_located(key, loc, engine)}
@@ -181,51 +204,97 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
     return scan
 
 
-def _worker_scan(key: str, loc: BlobLocation) -> LayerScan:
+def _tasks(located: dict[str, BlobLocation], plan: LayerPlan) -> list[_Task]:
+    """Every layer as one task, except that a large uncompressed layer is split at member
+    boundaries into parts of about equal size, so that one big layer keeps every worker busy."""
+    total = sum(loc.size for loc in located.values())
+    target = max(SHARD_MIN, total // (plan.jobs * SHARDS_PER_JOB))
+    tasks: list[_Task] = []
+    for key, loc in located.items():
+        points = _split(loc, -(-loc.size // target)) if loc.size >= 2 * target else []
+        bounds = [0, *points, None]
+        tasks.extend(_Task(key, loc, lo or 0, hi) for lo, hi in zip(bounds, bounds[1:], strict=False))
+    return sorted(tasks, key=lambda t: t.size, reverse=True)  # largest first
+
+
+def _split(loc: BlobLocation, parts: int) -> list[int]:
+    """Where to split an uncompressed layer (none for a compressed or unusual one)."""
+    with open(loc.path, "rb") as f:
+        f.seek(loc.offset)
+        if sniff_compression(f.read(4)) is not None:
+            return []
+        f.seek(loc.offset)
+        starts = tarindex.member_starts(f, loc.size)
+    return tarindex.split_points(starts, loc.size, parts) if starts else []
+
+
+def scan_part(task: _Task, engine: Engine) -> LayerScan:
+    """Scan one task: a whole layer, or one part of an uncompressed one."""
+    if task.whole:
+        return scan_located(task.key, task.loc, engine)
+    with open(task.loc.path, "rb") as f:
+        f.seek(task.loc.offset + task.start)
+        region = io.BufferedReader(_Region(f, task.loc.size - task.start), buffer_size=1 << 20)
+        stop = None if task.stop is None else task.stop - task.start
+        return scan_layer(task.key, region, engine, stop=stop if stop is not None else _END)
+
+
+_END = 1 << 62  # the last part runs to the end of the archive, without draining it
+
+
+def _worker_scan(task: _Task) -> LayerScan:
     assert _engine is not None, "the worker initializer builds the engine"
-    return scan_located(key, loc, _engine)
+    return scan_part(task, _engine)
 
 
 def _scan_in_pool(
+    tasks: list[_Task],
     located: dict[str, BlobLocation],
     engine: Engine,
     jobs: int,
     progress: ProgressHook | None,
 ) -> dict[str, LayerScan]:
-    order = sorted(located, key=lambda k: located[k].size, reverse=True)  # largest first
-    hooks = {k: progress(k, located[k].size) if progress else None for k in order}
+    hooks = {k: progress(k, loc.size) if progress else None for k, loc in located.items()}
     try:
-        return _run_pool(order, located, engine, jobs, hooks)
+        parts = _run_pool(tasks, engine, jobs, hooks)
     except BrokenProcessPool:
         raise LayerleakError(
             "a layer-scanning worker process died (out of memory?); try --jobs 1"
         ) from None
+    found: dict[str, LayerScan] = {}
+    for key, loc in located.items():
+        mine = sorted((t.start, scan) for t, scan in parts.items() if t.key == key)
+        scans = [scan for _, scan in mine]
+        if len(scans) == 1:
+            found[key] = scans[0]
+        elif any(scan.error is not None for scan in scans):
+            found[key] = scan_located(key, loc, engine)  # damage: the straightforward way reports it
+        else:
+            found[key] = merge(key, scans, loc.size)
+    return found
 
 
 def _run_pool(
-    order: list[str],
-    located: dict[str, BlobLocation],
+    tasks: list[_Task],
     engine: Engine,
     jobs: int,
     hooks: dict[str, Callable[[int], None] | None],
-) -> dict[str, LayerScan]:
-    found: dict[str, LayerScan] = {}
+) -> dict[_Task, LayerScan]:
+    found: dict[_Task, LayerScan] = {}
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads
     with ProcessPoolExecutor(
-        max_workers=min(jobs, len(order)),
+        max_workers=min(jobs, len(tasks)),
         mp_context=context,
         initializer=_init_worker,
         initargs=(engine.rules, engine.gate),
     ) as pool:
-        pending: dict[Future[LayerScan], str] = {
-            pool.submit(_worker_scan, k, located[k]): k for k in order
-        }
+        pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                key = pending.pop(fut)
-                found[key] = fut.result()
-                hook = hooks[key]
+                task = pending.pop(fut)
+                found[task] = fut.result()
+                hook = hooks[task.key]
                 if hook is not None:
-                    hook(located[key].size)
+                    hook(task.size)
     return found

@@ -8,7 +8,11 @@ import gzip
 import io
 import lzma
 import py_compile
+import random
+import re
+import sysconfig
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -19,7 +23,13 @@ import zstandard
 from layerleak.detect import classify
 from layerleak.detect.engine import CHUNK_SIZE, Engine
 from layerleak.detect.rules import load_rules
-from layerleak.entries.decoders import decode_base64, pyc_strings, scan_leaf
+from layerleak.entries.decoders import (
+    MIN_PYC_STRING,
+    _pyc_strings_marked,
+    decode_base64,
+    pyc_strings,
+    scan_leaf,
+)
 from layerleak.entries.limits import Budget, Limits
 
 
@@ -167,6 +177,207 @@ def test_pyc_strings_come_out_whole(engine: Engine, tmp_path: Path) -> None:
     assert token.encode() in strings
     hits, _ = _leaf(engine, data)
     assert ("[strings]", "slack-bot-token", token, strings.index(token.encode()) + 1) in hits
+
+
+# --- pyc_strings against the plain walk it replaced --------------------------------------------
+
+_REF_PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
+_REF_RECORD = re.compile(
+    rb"[zZ\xfa\xda][\x08-\xff]|[aAuts\xe1\xc1\xf5\xf4\xf3][\x00-\xff]{3}\x00", re.DOTALL
+)
+
+
+def _reference_pyc_strings(data: bytes, header: int) -> list[bytes]:
+    """The original pyc_strings: one regex search per candidate record, each checked in Python."""
+    out: list[bytes] = []
+    n, pos = len(data), header
+    while (m := _REF_RECORD.search(data, pos)) is not None and (i := m.start()) < n - 1:
+        if data[i] & 0x7F in (ord("z"), ord("Z")):
+            size, start = data[i + 1], i + 2
+        else:
+            size, start = int.from_bytes(data[i + 1 : i + 5], "little"), i + 5
+        value = data[start : start + size]
+        if size >= MIN_PYC_STRING and len(value) == size and _reference_is_text(value):
+            out.append(value.replace(b"\n", b" "))
+            pos = start + size
+        else:
+            pos = i + 1
+    return out
+
+
+def _reference_is_text(value: bytes) -> bool:
+    if value.isascii():
+        return not value.translate(None, _REF_PRINTABLE)
+    try:
+        return value.decode("utf-8").isprintable()
+    except UnicodeDecodeError:
+        return False
+
+
+def _assert_same_strings(data: bytes, header: int, segments: tuple[int, ...] = ()) -> None:
+    expected = _reference_pyc_strings(data, header)
+    assert pyc_strings(data, header) == expected
+    assert _pyc_strings_marked(data, header) == expected  # also below the size pyc_strings uses it at
+    for segment in segments:
+        assert _pyc_strings_marked(data, header, segment) == expected, segment
+
+
+@pytest.fixture(scope="module")
+def stdlib_pycs(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    """About 250 stdlib modules of the running Python, compiled now."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    sources = sorted(p for p in root.rglob("*.py") if "site-packages" not in p.parts)
+    out_dir = tmp_path_factory.mktemp("pyc")
+    pycs = []
+    for k, src in enumerate(sources[:: max(1, len(sources) // 250)]):
+        out = out_dir / f"{k}.pyc"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # invalid escapes in old test modules
+                py_compile.compile(str(src), cfile=str(out), doraise=True)
+        except py_compile.PyCompileError:
+            continue  # lib2to3 test data and the like: not Python 3
+        pycs.append(out.read_bytes())
+    assert len(pycs) > 200
+    return pycs
+
+
+def test_pyc_strings_match_the_plain_walk_on_stdlib_modules(stdlib_pycs: list[bytes]) -> None:
+    sizes = []
+    for data in stdlib_pycs:
+        header = classify.pyc_header(data[: classify.HEAD])
+        assert header is not None
+        _assert_same_strings(data, header, segments=(4096,) if len(data) > 20_000 else ())
+        sizes.append(len(data))
+    assert min(sizes) < 1024 < max(sizes)  # both ways of walking were taken
+
+
+def test_pyc_strings_match_the_plain_walk_across_a_segment_boundary(stdlib_pycs: list[bytes]) -> None:
+    """Over 1 MiB: records on both sides of (and across) the default segment boundaries."""
+    rng = random.Random(7)
+    parts = [b"\0" * 16]
+    while sum(map(len, parts)) < (1 << 20) + 300_000:
+        parts.append(rng.choice(stdlib_pycs)[16:])
+        parts.append(_adversarial(rng, rng.randrange(0, 300)))
+    data = b"".join(parts)
+    _assert_same_strings(data, 16)
+    _assert_same_strings(data[: (1 << 20) + 5], 16)  # a record cut by the end of the data
+
+
+_TEXT_BYTES = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-.:/=+'\"{}"
+_UNICODE = ["é", "Ünïcödé", "日本語", "\U0001f600", "\u00a0", "\u2028", "\u200b", "ß" * 9, "Ω\n", "ü\t"]
+_BAD_UTF8 = [b"\xff", b"\x80", b"\xc0\xaf", b"\xe6\x97", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\xc3"]
+_SHORT_CODES = b"zZ\xfa\xda"
+_LONG_CODES = b"aAuts\xe1\xc1\xf5\xf4\xf3"
+
+
+def _content(rng: random.Random, size: int) -> bytes:
+    """``size`` bytes of one kind: printable text, text with \\n \\t \\r, UTF-8, broken UTF-8,
+    control bytes, random bytes."""
+    kind = rng.randrange(7)
+    if kind <= 1:
+        out = bytes(rng.choice(_TEXT_BYTES) for _ in range(size))
+        if kind == 1 and size:
+            at = rng.randrange(size)
+            out = out[:at] + rng.choice([b"\n", b"\t", b"\r", b"\r\n"]) + out[at + 1 :]
+    elif kind == 2:
+        out = b""
+        while len(out) < size:
+            out += rng.choice(_UNICODE).encode() + bytes(rng.choice(_TEXT_BYTES) for _ in range(3))
+    elif kind == 3:
+        out = bytes(rng.choice(_TEXT_BYTES) for _ in range(size))
+        at = rng.randrange(size + 1)
+        out = out[:at] + rng.choice(_BAD_UTF8) + out[at:]
+    elif kind == 4:
+        out = bytes(rng.choice(_TEXT_BYTES + bytes([0, 1, 7, 8, 11, 12, 27, 31, 127])) for _ in range(size))
+    else:
+        out = rng.randbytes(size)
+    return out[: size + rng.choice([0, 0, 0, 1, 3])]  # now and then the content runs long
+
+
+def _record(rng: random.Random) -> bytes:
+    """A string record, often a broken one: short content, a wrong length, a length past the end."""
+    size = rng.choice([0, 1, 7, 8, 9, 10, 13, 31, 32, 64, 127, 128, 200, 255, 300, 1000])
+    content = _content(rng, size)
+    if rng.random() < 0.2:
+        content = content[: rng.randrange(len(content) + 1)]
+    if rng.random() < 0.5:
+        return bytes([rng.choice(_SHORT_CODES), min(size, 255)]) + content
+    length = size if rng.random() < 0.8 else rng.choice([1 << 20, 1 << 24, (1 << 32) - 1, size + (1 << 24)])
+    return bytes([rng.choice(_LONG_CODES)]) + length.to_bytes(4, "little") + content
+
+
+def _adversarial(rng: random.Random, size: int) -> bytes:
+    parts: list[bytes] = []
+    while sum(map(len, parts)) < size:
+        pick = rng.randrange(6)
+        if pick <= 2:
+            parts.append(_record(rng))
+        elif pick == 3:
+            parts.append(_content(rng, rng.randrange(40)))
+        elif pick == 4:
+            parts.append(rng.choice([b"\0", b"\xe3", b")", b"r", b"N", b"\xe9\x01\x00\x00\x00"]))
+        else:
+            parts.append(rng.choice(_SHORT_CODES + _LONG_CODES).to_bytes(1, "little") * rng.randrange(1, 5))
+    data = b"".join(parts)
+    if rng.random() < 0.3:  # a record cut short by the end of the data
+        data += _record(rng)[: rng.randrange(1, 6)]
+    return data
+
+
+def test_pyc_strings_match_the_plain_walk_on_adversarial_bytes() -> None:
+    rng = random.Random(20240611)
+    for _ in range(400):
+        data = _adversarial(rng, rng.choice([0, 5, 20, 100, 500, 1023, 1024, 3000, 20_000]))
+        header = rng.choice([0, 0, 8, 12, 16, len(data), len(data) + 5])
+        segments = (1, 13) if len(data) < 200 else (61,) if len(data) < 3000 else (997,)
+        _assert_same_strings(data, header, segments)
+
+
+def test_pyc_strings_match_the_plain_walk_on_random_bytes() -> None:
+    rng = random.Random(99)
+    alphabets = [bytes(range(256)), _TEXT_BYTES + _SHORT_CODES + _LONG_CODES + b"\0\x08\n\x80\xc3\xa9"]
+    for _ in range(200):
+        alphabet = rng.choice(alphabets)
+        data = bytes(rng.choice(alphabet) for _ in range(rng.choice([10, 100, 1500, 6000])))
+        _assert_same_strings(data, rng.choice([0, 16]), segments=(64,))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"z",
+        b"z\x08",
+        b"z\x08abcdefg",  # one byte short
+        b"z\x08abcdefgh",  # fits exactly
+        b"Z\x09abcdefgh",
+        b"t\x08\x00\x00",  # the length's high byte is missing
+        b"t\x08\x00\x00\x00abcdefgh",
+        b"t\x08\x00\x00\x01abcdefgh",  # a length of 16 MiB or more: not a record
+        b"t\xff\xff\xff\x00" + b"a" * 100,  # a length past the end
+        b"\xf4\x09\x00\x00\x00abcdefgh\n",
+        b"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        b"z\x0bline\none\ttwo",  # ASCII: \n and \t are text, and \n comes out as a space
+        b"z\x0c\xc3\xa9t\xc3\xa9\nabcde",  # not ASCII: str.isprintable() rejects \n
+        b"z\x0b\xc3\xa9t\xc3\xa9 abcde",
+        b"z\x0a\xc3\xa9t\xc3\xa9 abc\xc3",  # broken UTF-8
+        b"z\x0a\x01bcdefghijk" + b"z\x08abcdefgh",  # a control byte: the next record is taken
+        b"z\x10abz\x08cdefghijklmn",  # a record inside a record is not taken on its own
+        b"z\x20abz\x08cdefghijklmn\x00",  # ... unless the outer one fails
+        b"a\x08\x00\x00\x00abcdefg\x7f" + b"z\x09abcdefghi",
+        b"s" + (70_000).to_bytes(4, "little") + b"long text " * 7_000,  # all three length bytes
+    ],
+)
+def test_pyc_strings_match_the_plain_walk_at_the_edges(body: bytes) -> None:
+    for pad in (b"", b"\x00" * 16, b"\xe3" * 1100):  # 1100: over the size where numpy takes over
+        for at, data in ((len(pad), pad + body), (0, body + pad)):
+            for header in (0, 1, 16, len(pad)):
+                if len(data) < 100:
+                    segments: tuple[int, ...] = (1, 2, 3, 16)
+                else:  # segment boundaries in and around the body
+                    segments = tuple(s for d in (-2, 0, 1, 5, 11) if (s := at + d - header) >= 5)
+                _assert_same_strings(data, header, segments)
 
 
 def test_pyc_header_rejects_text(engine: Engine) -> None:

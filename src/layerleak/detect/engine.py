@@ -95,7 +95,9 @@ class Engine:
                 _Compiled(
                     rule=rule,
                     regex=regex,
-                    allow=tuple(compile_checked(a, rule.id, "allowlist") for a in rule.allowlist),
+                    # One alternation: a secret is tested once, however many patterns allow it.
+                    allow=(compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id,
+                                           "allowlist"),) if rule.allowlist else (),
                     path=compile_checked(rule.path_regex, rule.id, "path")
                     if rule.path_regex
                     else None,
@@ -123,6 +125,7 @@ class Engine:
         # Rules without keywords (gitleaks allows them) run over every chunk, whole.
         self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords)
         self._keyworded = bool(by_keyword)
+        self._reach = max((len(kw) for kw in by_keyword), default=1) - 1  # past a span's end
         self.gate = self._gate.name
         self._by_id = {r.id: r for r in self.rules}
 
@@ -136,29 +139,34 @@ class Engine:
         automaton, gate = (self._automaton, self._gate) if self._keyworded else (None, None)
         if self._any_path is None or path is None or not self._any_path.search(path):
             automaton, gate = self._plain_automaton, self._plain_gate
-        first = gate.first(data) if gate is not None else None
-        if first is None and not self._always:
+        candidates = gate.spans(data) if gate is not None else []
+        if not candidates and not self._always:
             return []  # no keyword anywhere: the automaton would find nothing
         windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
-        # No keyword starts before ``first``: the automaton over the rest finds every hit.
-        skip = len(data) if first is None else first
-        lowered = data[skip:].lower().decode("latin-1")
-        # Group hits by keyword first (one append per hit), then build each rule's windows from
-        # its keywords' hit positions in one go.
+        # The automaton walks each span and the longest keyword past it, keeping the hits that
+        # start inside the span: every occurrence starts in one span, so each is found once.
+        # Hits are grouped by keyword first (one append per hit); each rule's windows are then
+        # built from its keywords' hit positions in one go.
         grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-        if lowered and automaton is not None:
-            for end, val in automaton.iter(lowered):
-                ends = grouped.get(val)
-                if ends is None:
-                    grouped[val] = [end]
-                else:
-                    ends.append(end)
+        if automaton is not None:
+            reach = self._reach
+            for lo, hi in candidates:
+                text = data[lo : hi + reach].lower().decode("latin-1")
+                limit = hi - lo
+                for end, val in automaton.iter(text):
+                    if end - val[0] + 1 >= limit:  # starts at or after hi: another span's
+                        continue
+                    ends = grouped.get(val)
+                    if ends is None:
+                        grouped[val] = [lo + end]
+                    else:
+                        ends.append(lo + end)
         per_rule: dict[int, list[tuple[int, list[int]]]] = {}
         for (length, idxs), ends in grouped.items():
             for idx in idxs:
                 per_rule.setdefault(idx, []).append((length, ends))
         for idx, groups in per_rule.items():
-            windows[idx] = _windows(groups, skip, self._compiled[idx].rule.window, len(data))
+            windows[idx] = _windows(groups, self._compiled[idx].rule.window, len(data))
         if not windows:
             return []
         found: dict[tuple[str, int], Match] = {}
@@ -264,18 +272,18 @@ class Engine:
 _SMALL = 64  # hit counts up to this are merged in Python; more with numpy
 
 
-def _windows(groups: list[tuple[int, list[int]]], skip: int, w: int, n: int) -> list[tuple[int, int]]:
+def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[int, int]]:
     """One rule's regex windows: ``w`` bytes each side of every keyword hit, overlapping windows
     merged. A merged window never spans more than MERGE_FACTOR single-hit windows: a regex's
     all-matches cost can grow with the square of the text it runs on, so a flood of keyword hits
     makes many bounded windows (overlapping, so that every hit's own window lies whole inside one
-    of them), not one huge one. ``groups`` holds (keyword length, hit end offsets after ``skip``).
+    of them), not one huge one. ``groups`` holds (keyword length, offsets of the hits' last bytes).
     """
     span = 2 * w + max(length for length, _ in groups)  # the longest single-hit window
     cap = MERGE_FACTOR * span
     if sum(len(ends) for _, ends in groups) <= _SMALL:
         pairs = sorted(
-            (max(0, e + skip - length + 1 - w), min(n, e + skip + 1 + w))
+            (max(0, e - length + 1 - w), min(n, e + 1 + w))
             for length, ends in groups
             for e in ends
         )
@@ -287,8 +295,8 @@ def _windows(groups: list[tuple[int, list[int]]], skip: int, w: int, n: int) -> 
                 merged.append((lo, hi))
         return merged
     arrays = [(length, np.asarray(ends, dtype=np.int64)) for length, ends in groups]
-    los = np.concatenate([a + (skip - length + 1 - w) for length, a in arrays])
-    his = np.concatenate([a + (skip + 1 + w) for _, a in arrays])
+    los = np.concatenate([a + (1 - length - w) for length, a in arrays])
+    his = np.concatenate([a + (1 + w) for _, a in arrays])
     order = np.argsort(los, kind="stable")
     los, his = np.clip(los[order], 0, n), np.clip(his[order], 0, n)
     reach = np.maximum.accumulate(his)

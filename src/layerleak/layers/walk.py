@@ -84,25 +84,55 @@ def scan_layer(
     raw: IO[bytes],
     engine: Engine,
     progress: Callable[[int], None] | None = None,
+    *,
+    stop: int | None = None,
 ) -> LayerScan:
-    """Scan one layer blob. Corruption is recorded in ``error``; what was read is kept."""
+    """Scan one layer blob. Corruption is recorded in ``error``; what was read is kept.
+
+    ``bytes_read`` is the blob's whole uncompressed length. With ``stop``, ``raw`` is part of an
+    uncompressed layer that starts at a member (:mod:`layerleak.layers.tarindex`), and the scan
+    ends at the first member at or past ``stop`` bytes: several such parts, merged with
+    :func:`merge`, are the whole layer's scan."""
     result = LayerScan(key=key)
-    counter = _Counting(open_decompressed(raw), progress)
+    counter = _Counting(raw if stop is not None else open_decompressed(raw), progress)
     try:
         tar = tarfile.open(fileobj=counter, mode="r|")  # type: ignore[call-overload]
         for member in tar:
+            if stop is not None and member.offset >= stop:
+                break
             _visit(tar, member, result, engine)
-        _drain(raw)
+        if stop is None:
+            _drain(counter)
+            _drain(raw)
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
         result.error = _describe(exc, counter.count)
     result.bytes_read = counter.count
     return result
 
 
-def _drain(raw: IO[bytes]) -> None:
-    """Read the blob to its end (padding, compression trailer): a source that verifies digests
-    (a registry) checks them there, and a mismatch becomes this layer's error."""
-    while raw.read(1 << 20):
+def merge(key: str, parts: list[LayerScan], size: int) -> LayerScan:
+    """One layer's scan from the scans of its consecutive parts (``size``: the whole layer)."""
+    result = LayerScan(key=key, bytes_read=size)
+    for part in parts:
+        result.entries.update(part.entries)  # a path seen twice keeps its last kind, as in one walk
+        result.whiteouts |= part.whiteouts
+        result.opaque |= part.opaque
+        result.hits.extend(part.hits)
+        result.files_scanned += part.files_scanned
+        for reason, count in part.skipped.items():
+            result.skipped[reason] = result.skipped.get(reason, 0) + count
+        result.notes.extend(part.notes)
+        for path, digests in part.packages.items():
+            result.packages.setdefault(path, set()).update(digests)
+        result.digests.update(part.digests)
+    return result
+
+
+def _drain(stream: IO[bytes] | _Counting) -> None:
+    """Read to the end (the rest of the layer, padding, compression trailer): ``bytes_read`` is
+    then the whole layer, and a source that verifies digests (a registry) checks them there, a
+    mismatch becoming this layer's error."""
+    while stream.read(1 << 20):
         pass
 
 

@@ -1,0 +1,111 @@
+"""Where a plain tar's members start, read from their headers alone: the places a scan of one
+layer can be split so that several processes share it.
+
+A worker given ``[start, stop)`` reads the layer from ``start`` as a tar stream of its own and
+stops at the first member at or past ``stop``, so the split points must be where Python's
+tarfile would begin a member: at its first header, extension headers (pax ``x``, GNU ``L``/``K``)
+included. Anything this walk does not read exactly as tarfile does (a global pax header, a pax
+``size``, sparse files, a bad checksum, a truncated or compressed blob) makes it give up: the
+layer is then scanned whole, the straightforward way, which also reports any damage.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import IO
+
+BLOCK = 512
+_ZERO = bytes(BLOCK)
+_REGULAR = (b"0", b"\x00", b"7")
+_EXTENSION = (b"x", b"L", b"K")  # headers of the member that follows
+_BUILTIN = (b"1", b"2", b"3", b"4", b"5", b"6")  # no data blocks follow, whatever the size says
+_REFUSED = (b"g", b"X", b"S")  # global pax, Solaris extended, GNU sparse
+MAX_PAX = 1 << 20  # a larger pax header is read by tarfile alone
+
+
+def member_starts(f: IO[bytes], size: int) -> list[int] | None:
+    """Offsets (from ``f``'s current position) of every member of the tar in the next ``size``
+    bytes of the seekable ``f``, in order; None if the tar is not one this walk reads exactly."""
+    base = f.tell()
+    starts: list[int] = []
+    pending: int | None = None  # the first extension header of the member being read
+    pos = 0
+    while True:
+        if pos + BLOCK > size:
+            return None  # no end-of-archive marker: truncated, tarfile would say so
+        f.seek(base + pos)
+        block = f.read(BLOCK)
+        if len(block) < BLOCK:
+            return None
+        if block == _ZERO:
+            return starts if pending is None else None
+        length = _header_size(block)
+        if length is None:
+            return None
+        kind = block[156:157]
+        if kind in _REFUSED:
+            return None
+        if pending is None:
+            pending = pos
+        data = (length + BLOCK - 1) // BLOCK * BLOCK
+        if kind == b"x":
+            if length > MAX_PAX:
+                return None
+            f.seek(base + pos + BLOCK)
+            records = f.read(length)
+            if b" size=" in records or b"GNU.sparse" in records:
+                return None  # the pax header changes how much data follows
+        elif kind in _BUILTIN or (kind == b"\x00" and _name(block).endswith(b"/")):
+            data = 0  # tarfile skips no data for these (an old-style directory among them)
+        elif kind not in _REGULAR and kind not in _EXTENSION:
+            pass  # unknown types are read as regular files, data included
+        if kind not in _EXTENSION:
+            starts.append(pending)
+            pending = None
+        pos += BLOCK + data
+
+
+def split_points(starts: list[int], size: int, parts: int) -> list[int]:
+    """Up to ``parts - 1`` member starts that cut ``size`` bytes into about equal parts."""
+    points: list[int] = []
+    for j in range(1, parts):
+        i = bisect.bisect_left(starts, j * size // parts)
+        if i < len(starts) and starts[i] > (points[-1] if points else 0):
+            points.append(starts[i])
+    return points
+
+
+def _name(block: bytes) -> bytes:
+    raw = block[:100]
+    end = raw.find(b"\x00")
+    return raw if end < 0 else raw[:end]
+
+
+def _header_size(block: bytes) -> int | None:
+    """The size field, when the checksum is right and the field reads as tarfile reads it."""
+    try:
+        recorded = _number(block[148:156])
+    except ValueError:
+        return None
+    unsigned = 256 + sum(block[:148]) + sum(block[156:])
+    if recorded != unsigned:
+        signed = 256 + sum(b - 256 if b > 127 else b for b in block[:148] + block[156:])
+        if recorded != signed:
+            return None
+    try:
+        size = _number(block[124:136])
+    except ValueError:
+        return None
+    return size if size >= 0 else None
+
+
+def _number(field: bytes) -> int:
+    """A numeric header field: octal text, or GNU base-256 (tarfile's ``nti``)."""
+    if field[0] in (0o200, 0o377):
+        n = 0
+        for b in field[1:]:
+            n = (n << 8) + b
+        return n if field[0] == 0o200 else -(256 ** (len(field) - 1) - n)
+    end = field.find(b"\x00")
+    text = (field if end < 0 else field[:end]).decode("ascii").strip()
+    return int(text or "0", 8)
