@@ -120,3 +120,58 @@ def test_expand_never_spells_a_placeholder_by_chance() -> None:
 def test_expand_rejects_bad_templates(template: str) -> None:
     with pytest.raises(TemplateError):
         expand(template, random.Random(SEED))
+
+
+def test_latin1_bytes_regexes_match_as_text_regexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every built-in rule runs as a Latin-1 bytes regex on the buffer itself; it must find what
+    the same regex finds on the buffer decoded to text (every rule's examples, with high bytes and
+    case changes mixed in, scanned both ways)."""
+    from layerleak.detect import engine as engine_module
+
+    assert all(c.binary for c in ENGINE._compiled), "a built-in rule fell back to text matching"
+    monkeypatch.setattr(engine_module, "compile_latin1", lambda pattern, rule_id: None)
+    text_engine = Engine(RULES)
+    assert not any(c.binary for c in text_engine._compiled)
+    rng = random.Random(f"{SEED}/latin1")
+    compared = 0
+    for rule in RULES:
+        for i, template in enumerate((*rule.examples.positive, *rule.examples.negative)):
+            text = expand(template, _rng(rule, "latin1", i))
+            variants = [text, text.upper(), text.swapcase()]
+            data = [v.encode("latin-1", "replace") for v in variants]
+            data.append(b"\xe9\xc9\xff " + data[0] + b" \xb5\xdf\x80")
+            data.append(bytes(b ^ 0x80 if rng.random() < 0.05 else b for b in data[0]))
+            for blob in data:
+                assert ENGINE.scan(blob, rule.examples.path) == text_engine.scan(
+                    blob, rule.examples.path
+                ), (rule.id, SEED, blob[:120])
+                compared += 1
+    assert compared > 5 * len(RULES)
+
+
+def test_a_rule_that_latin1_bytes_would_read_differently_runs_on_text() -> None:
+    from layerleak.detect.rules import compile_latin1, parse_rules_text
+
+    assert compile_latin1(r"(?i)caf\xe9=(?P<secret>[a-z0-9]{12})", "x") is None
+    assert compile_latin1(r"caf\xe9=(?P<secret>[a-z0-9]{12})", "x") is not None
+    assert compile_latin1("café=(?P<secret>[a-z0-9]{12})", "x") is None
+    assert compile_latin1(r"(?i)key=(?P<secret>[^\x00-\x20\x7f-\xff]{12})", "x") is not None
+    rules = parse_rules_text(
+        """
+[[rule]]
+id = "cafe-key"
+title = "t"
+severity = "low"
+confidence = "high"
+keywords = ["caf"]
+regex = '''(?i)caf\\xe9=(?P<secret>[a-z0-9]{12})'''
+[rule.examples]
+positive = ["CAF\\u00c9=abcdefgh1234"]
+negative = ["caf=abcdefgh1234"]
+""",
+        "inline",
+    )
+    engine = Engine(rules)
+    assert not engine._compiled[0].binary
+    found = engine.scan("x CAF\u00c9=q1w2e3r4t5y6 x".encode("latin-1"))
+    assert [m.secret for m in found] == ["q1w2e3r4t5y6"]

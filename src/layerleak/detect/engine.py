@@ -20,7 +20,14 @@ import numpy as np
 from layerleak.detect import filters
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.detect.gate import make_gate
-from layerleak.detect.rules import SECRET_GROUP, Allowlist, Rule, compile_checked, ruleset_hash
+from layerleak.detect.rules import (
+    SECRET_GROUP,
+    Allowlist,
+    Rule,
+    compile_checked,
+    compile_latin1,
+    ruleset_hash,
+)
 from layerleak.models import Match
 
 CHUNK_SIZE = 2 * 1024 * 1024  # bytes the engine scans at a time (each costs ~3x in copies)
@@ -36,6 +43,7 @@ MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit win
 class _Compiled:
     rule: Rule
     regex: Any
+    binary: bool  # ``regex`` is a Latin-1 bytes regex, run on the buffer itself
     allow: tuple[Any, ...]
     path: Any | None
     group: int
@@ -63,15 +71,14 @@ class _Allow:
             require_all=a.require_all,
         )
 
-    def allows(self, on_path: bool, secret: str, m: Any, text: str) -> bool:
-        """Whether this allowlist drops the match ``m`` of the window ``text``."""
+    def allows(self, on_path: bool, secret: str, whole: str, line: str) -> bool:
+        """Whether this allowlist drops a match: ``whole`` is what the regex matched, ``line``
+        the line it is on."""
         checks: list[bool] = []
         if self.paths:
             checks.append(on_path)
         if self.regexes:
-            target = {"secret": secret, "match": m.group(0)}.get(self.target) or _line_of(
-                text, *m.span()
-            )
+            target = {"secret": secret, "match": whole}.get(self.target) or line
             checks.append(any(r.search(target) for r in self.regexes))
         if self.stopwords:
             low = secret.lower()
@@ -90,19 +97,21 @@ class Engine:
         self._compiled: list[_Compiled] = []
         by_keyword: dict[str, list[int]] = {}
         for idx, rule in enumerate(self.rules):
-            regex = compile_checked(rule.regex, rule.id)
+            binary = compile_latin1(rule.regex, rule.id)
+            regex = binary if binary is not None else compile_checked(rule.regex, rule.id)
             self._compiled.append(
                 _Compiled(
                     rule=rule,
                     regex=regex,
+                    binary=binary is not None,
                     # One alternation: a secret is tested once, however many patterns allow it.
                     allow=(compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id,
                                            "allowlist"),) if rule.allowlist else (),
                     path=compile_checked(rule.path_regex, rule.id, "path")
                     if rule.path_regex
                     else None,
-                    group=regex.groupindex[SECRET_GROUP],
-                    groups=(*rule.secret_groups, regex.groupindex[SECRET_GROUP]),
+                    group=_group_index(regex),
+                    groups=(*rule.secret_groups, _group_index(regex)),
                     allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
                 )
             )
@@ -177,27 +186,38 @@ class Engine:
             on_path = tuple(any(p.search(path) for p in a.paths) if path else False
                             for a in comp.allowlists)
             for lo, hi in spans:
-                # One byte of context each side, outside the searched range: `\b`, `^` and `$`
-                # then see the real neighbours, so a token cut off by the window is not taken
-                # for a whole one.
-                clo, chi = max(0, lo - 1), min(len(data), hi + 1)
-                text = data[clo:chi].decode("latin-1")
-                for m in comp.regex.finditer(text, lo - clo, hi - clo):
+                if comp.binary:
+                    # RE2 searches [lo, hi) of the buffer itself, and `\b`, `^` and `$` see the
+                    # real neighbours, so a token cut off by the window is not taken for a whole
+                    # one. No copy, no decoding.
+                    base, matches = 0, comp.regex.finditer(data, lo, hi)
+                else:
+                    # A rule RE2 cannot run on Latin-1 bytes exactly as on text (see
+                    # compile_latin1): its window, decoded, with one byte of context each side.
+                    base = max(0, lo - 1)
+                    window = data[base : min(len(data), hi + 1)].decode("latin-1")
+                    matches = comp.regex.finditer(window, lo - base, hi - base)
+                for m in matches:
                     group = next((g for g in comp.groups if m.group(g)), comp.group)
-                    secret = m.group(group)
-                    if not secret:
+                    raw = m.group(group)
+                    if not raw:
                         continue
-                    offset = clo + m.start(group)
+                    secret = raw.decode("latin-1") if comp.binary else raw
+                    offset = base + m.start(group)
                     key = (comp.rule.id, offset)
-                    if key in found or not self._accept(
-                        comp, secret, _line_of(text, m.start(group), m.end(group))
-                    ):
+                    if key in found:
                         continue
-                    if comp.allowlists and any(
-                        a.allows(hit, secret, m, text)
-                        for a, hit in zip(comp.allowlists, on_path, strict=True)
-                    ):
+                    line = _line_of(data, offset, offset + len(secret))
+                    if not self._accept(comp, secret, line):
                         continue
+                    if comp.allowlists:
+                        whole = m.group(0)
+                        whole = whole.decode("latin-1") if comp.binary else whole
+                        if any(
+                            a.allows(hit, secret, whole, line)
+                            for a, hit in zip(comp.allowlists, on_path, strict=True)
+                        ):
+                            continue
                     found[key] = Match(
                         rule_id=comp.rule.id,
                         secret=secret,
@@ -320,15 +340,21 @@ def _automaton(by_keyword: dict[str, list[int]]) -> Any:
     return automaton
 
 
-def _line_of(text: str, start: int, end: int) -> str:
-    """The line of ``text`` around ``[start, end)``: context for the false-positive filters.
+def _line_of(data: bytes, start: int, end: int) -> str:
+    """The line of ``data`` around ``[start, end)``, as text: context for the false-positive
+    filters.
 
-    At most LINE_CONTEXT characters on each side: on a 10 MB line with a match every few bytes,
+    At most LINE_CONTEXT bytes on each side: on a 10 MB line with a match every few bytes,
     looking for the line's ends would make the scan quadratic."""
-    floor, ceiling = max(0, start - LINE_CONTEXT), min(len(text), end + LINE_CONTEXT)
-    lo = text.rfind("\n", floor, start) + 1 or floor
-    hi = text.find("\n", end, ceiling)
-    return text[lo : hi if hi >= 0 else ceiling]
+    floor, ceiling = max(0, start - LINE_CONTEXT), min(len(data), end + LINE_CONTEXT)
+    lo = data.rfind(b"\n", floor, start) + 1 or floor
+    hi = data.find(b"\n", end, ceiling)
+    return data[lo : hi if hi >= 0 else ceiling].decode("latin-1")
+
+
+def _group_index(regex: Any) -> int:
+    index = regex.groupindex
+    return int(index.get(SECRET_GROUP, index.get(SECRET_GROUP.encode(), 0)))
 
 
 def _with_lines(data: bytes, matches: Any) -> list[Match]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,29 @@ def compile_checked(pattern: str, rule_id: str, what: str = "regex") -> Any:
 
 _QUIET = re2.Options()
 _QUIET.log_errors = False  # the RuleError says it once; RE2 would also log to stderr
+_LATIN1 = re2.Options()
+_LATIN1.log_errors = False
+_LATIN1.encoding = re2.Options.Encoding.LATIN1
+
+# Escapes of a byte at or above 0x80, or of a Unicode class: RE2 folds case differently for these
+# in Latin-1 mode (it does not fold é and É there), so a case-insensitive pattern with them is
+# run on decoded text instead. The full high range (both cases in it) folds the same either way.
+_HIGH_ESCAPE = re.compile(r"\\x(?:[89a-fA-F][0-9a-fA-F]|\{)|\\[pP]")
+_HIGH_RANGE = re.compile(r"\\x[78][0-9a-fA-F]-\\xff")
+
+
+def compile_latin1(pattern: str, rule_id: str) -> Any | None:
+    """``pattern`` as an RE2 regex over Latin-1 bytes that matches a buffer exactly where the
+    text regex matches the buffer decoded as Latin-1 (what the engine scans), or None when that
+    is not certain: a pattern with characters beyond ASCII, or case-insensitive with escapes of
+    high bytes or Unicode classes. Invalid syntax raises RuleError, as compile_checked does."""
+    if not pattern.isascii():
+        return None
+    flags = "".join(re.findall(r"\(\?([a-zA-Z-]+)[:)]", pattern))
+    if "i" in flags and _HIGH_ESCAPE.search(_HIGH_RANGE.sub("", pattern)):
+        return None
+    compile_checked(pattern, rule_id)  # the same syntax errors, worded the same way
+    return re2.compile(pattern.encode("ascii"), _LATIN1)
 
 
 def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
