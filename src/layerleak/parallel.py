@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -156,9 +157,37 @@ _engine: Engine | None = None
 
 
 def _init_worker(rules: Sequence[Rule], gate: str) -> None:
+    """A spawned worker builds its own engine."""
     global _engine
     return_large_buffers()
     _engine = Engine(rules, gate=gate)
+
+
+def _init_forked(engine: Engine) -> None:
+    """A forked worker has the parent's engine already built."""
+    global _engine
+    return_large_buffers()
+    _engine = engine
+
+
+def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
+    """Workers are forked when this process runs no other thread: they start at once, with the
+    modules imported and the engine built (a spawned worker spends most of a second on that).
+    With another thread running (a progress display), forking could copy a lock that thread
+    holds, so they are spawned."""
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_forked,
+            initargs=(engine,),
+        )
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(engine.rules, engine.gate),
+    )
 
 
 class _Region(io.RawIOBase):
@@ -281,13 +310,7 @@ def _run_pool(
     hooks: dict[str, Callable[[int], None] | None],
 ) -> dict[_Task, LayerScan]:
     found: dict[_Task, LayerScan] = {}
-    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-    with ProcessPoolExecutor(
-        max_workers=min(jobs, len(tasks)),
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(engine.rules, engine.gate),
-    ) as pool:
+    with _pool(engine, min(jobs, len(tasks))) as pool:
         pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)

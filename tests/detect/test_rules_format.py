@@ -56,3 +56,13 @@ def test_ruleset_hash_changes_with_the_rules() -> None:
     b = parse_rules_text(GOOD.replace("{10}", "{11}"), "b")
     assert ruleset_hash(a) == ruleset_hash(parse_rules_text(GOOD, "c"))
     assert ruleset_hash(a) != ruleset_hash(b)
+
+
+def test_builtin_rules_pass_the_full_validation_they_skip_at_load_time() -> None:
+    """Built-in rules are loaded without compiling their regexes (the engine compiles them when
+    first needed); here every one is compiled and checked as a user's rule file would be."""
+    from layerleak.detect.rules import builtin_rule_files
+
+    checked = [r for name, text in builtin_rule_files() for r in parse_rules_text(text, f"signatures/{name}")]
+    assert checked == load_rules(())
+    assert len(checked) > 200

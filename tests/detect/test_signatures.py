@@ -128,10 +128,11 @@ def test_latin1_bytes_regexes_match_as_text_regexes(monkeypatch: pytest.MonkeyPa
     case changes mixed in, scanned both ways)."""
     from layerleak.detect import engine as engine_module
 
-    assert all(c.binary for c in ENGINE._compiled), "a built-in rule fell back to text matching"
+    compiled = [ENGINE.compiled(i) for i in range(len(RULES))]
+    assert all(c.binary for c in compiled), "a built-in rule fell back to text matching"
     monkeypatch.setattr(engine_module, "compile_latin1", lambda pattern, rule_id: None)
     text_engine = Engine(RULES)
-    assert not any(c.binary for c in text_engine._compiled)
+    assert not any(c.binary for c in (text_engine.compiled(i) for i in range(len(RULES))))
     rng = random.Random(f"{SEED}/latin1")
     compared = 0
     for rule in RULES:
@@ -172,6 +173,24 @@ negative = ["caf=abcdefgh1234"]
         "inline",
     )
     engine = Engine(rules)
-    assert not engine._compiled[0].binary
+    assert not engine.compiled(0).binary
     found = engine.scan("x CAF\u00c9=q1w2e3r4t5y6 x".encode("latin-1"))
     assert [m.secret for m in found] == ["q1w2e3r4t5y6"]
+
+
+def test_required_literals_are_in_every_match() -> None:
+    """``requires`` skips windows without the literal: each rule's examples are found the same
+    with and without that shortcut, and every positive example holds one of the literals."""
+    import dataclasses
+
+    with_requires = [r for r in RULES if r.requires]
+    assert with_requires, "url-credentials declares requires"
+    plain = Engine([dataclasses.replace(r, requires=()) for r in RULES])
+    for rule in with_requires:
+        for i, template in enumerate((*rule.examples.positive, *rule.examples.negative)):
+            text = expand(template, _rng(rule, "requires", i))
+            data = text.encode("latin-1")
+            assert ENGINE.scan(data, rule.examples.path) == plain.scan(data, rule.examples.path)
+        for i, template in enumerate(rule.examples.positive):
+            text = expand(template, _rng(rule, "requires", i))
+            assert any(r in text for r in rule.requires), (rule.id, text)

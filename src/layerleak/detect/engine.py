@@ -44,6 +44,7 @@ class _Compiled:
     rule: Rule
     regex: Any
     binary: bool  # ``regex`` is a Latin-1 bytes regex, run on the buffer itself
+    requires: tuple[bytes, ...]  # a window holding none of these cannot hold a match
     allow: tuple[Any, ...]
     path: Any | None
     group: int
@@ -94,27 +95,11 @@ class Engine:
             raise ValueError("the engine needs at least one rule")
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.ruleset = ruleset_hash(self.rules)
-        self._compiled: list[_Compiled] = []
+        # Each rule's regexes are compiled the first time one of its keywords is hit: most runs
+        # (a warm cache, a small image) need a few of them, and compiling all costs 0.2 s.
+        self._compiled: list[_Compiled | None] = [None] * len(self.rules)
         by_keyword: dict[str, list[int]] = {}
         for idx, rule in enumerate(self.rules):
-            binary = compile_latin1(rule.regex, rule.id)
-            regex = binary if binary is not None else compile_checked(rule.regex, rule.id)
-            self._compiled.append(
-                _Compiled(
-                    rule=rule,
-                    regex=regex,
-                    binary=binary is not None,
-                    # One alternation: a secret is tested once, however many patterns allow it.
-                    allow=(compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id,
-                                           "allowlist"),) if rule.allowlist else (),
-                    path=compile_checked(rule.path_regex, rule.id, "path")
-                    if rule.path_regex
-                    else None,
-                    group=_group_index(regex),
-                    groups=(*rule.secret_groups, _group_index(regex)),
-                    allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
-                )
-            )
             for kw in rule.keywords:
                 by_keyword.setdefault(kw, []).append(idx)
         # Rules limited to some paths (.env files, shell history, ...) often have very common
@@ -140,6 +125,12 @@ class Engine:
 
     def rule(self, rule_id: str) -> Rule:
         return self._by_id[rule_id]
+
+    def compiled(self, idx: int) -> _Compiled:
+        comp = self._compiled[idx]
+        if comp is None:
+            comp = self._compiled[idx] = _compile(self.rules[idx])
+        return comp
 
     def scan(self, data: bytes, path: str | None = None) -> list[Match]:
         """Every match in ``data`` (offsets and 1-based lines relative to ``data``)."""
@@ -175,17 +166,19 @@ class Engine:
             for idx in idxs:
                 per_rule.setdefault(idx, []).append((length, ends))
         for idx, groups in per_rule.items():
-            windows[idx] = _windows(groups, self._compiled[idx].rule.window, len(data))
+            windows[idx] = _windows(groups, self.rules[idx].window, len(data))
         if not windows:
             return []
         found: dict[tuple[str, int], Match] = {}
         for idx, spans in windows.items():
-            comp = self._compiled[idx]
+            comp = self.compiled(idx)
             if comp.path is not None and (path is None or not comp.path.search(path)):
                 continue
             on_path = tuple(any(p.search(path) for p in a.paths) if path else False
                             for a in comp.allowlists)
             for lo, hi in spans:
+                if comp.requires and all(data.find(r, lo, hi) < 0 for r in comp.requires):
+                    continue
                 if comp.binary:
                     # RE2 searches [lo, hi) of the buffer itself, and `\b`, `^` and `$` see the
                     # real neighbours, so a token cut off by the window is not taken for a whole
@@ -287,6 +280,25 @@ class Engine:
             base_line += buf.count(b"\n", 0, dropped)
             base += dropped
             buf = buf[dropped:] + more
+
+
+def _compile(rule: Rule) -> _Compiled:
+    binary = compile_latin1(rule.regex, rule.id)
+    regex = binary if binary is not None else compile_checked(rule.regex, rule.id)
+    return _Compiled(
+        rule=rule,
+        regex=regex,
+        binary=binary is not None,
+        requires=tuple(r.encode("ascii") for r in rule.requires),
+        # One alternation: a secret is tested once, however many patterns allow it.
+        allow=(compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist"),)
+        if rule.allowlist
+        else (),
+        path=compile_checked(rule.path_regex, rule.id, "path") if rule.path_regex else None,
+        group=_group_index(regex),
+        groups=(*rule.secret_groups, _group_index(regex)),
+        allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
+    )
 
 
 _SMALL = 64  # hit counts up to this are merged in Python; more with numpy

@@ -57,6 +57,8 @@ class Rule:
     min_entropy: float | None = None
     min_length: int = 0
     window: int = DEFAULT_WINDOW
+    # Literals one of which every match holds: a window holding none of them is not searched.
+    requires: tuple[str, ...] = ()
     allowlist: tuple[str, ...] = ()
     path_regex: str | None = None
     generic: bool = False
@@ -111,17 +113,24 @@ def compile_latin1(pattern: str, rule_id: str) -> Any | None:
     if "i" in flags and _HIGH_ESCAPE.search(_HIGH_RANGE.sub("", pattern)):
         return None
     compile_checked(pattern, rule_id)  # the same syntax errors, worded the same way
-    return re2.compile(pattern.encode("ascii"), _LATIN1)
+    try:
+        return re2.compile(pattern.encode("ascii"), _LATIN1)
+    except Exception:  # noqa: BLE001 - valid as text but not as Latin-1 (``\x{100}``): run as text
+        return None
 
 
-def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
-    """Validate one ``[[rule]]`` table. Raises RuleError with the rule id and the problem."""
+def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool = True) -> Rule:
+    """Validate one ``[[rule]]`` table. Raises RuleError with the rule id and the problem.
+
+    Without ``compile_regexes`` (the built-in rules, which tests/detect/test_signatures.py
+    compiles and checks) the regexes are compiled only when the engine first needs them."""
     rule_id = table.get("id")
     if not isinstance(rule_id, str) or not rule_id:
         raise RuleError(f"{origin}: a rule has no id")
     known = {
         "id", "title", "severity", "keywords", "regex", "confidence", "entropy", "min_length",
         "window", "allowlist", "path", "generic", "examples", "description", "references",
+        "requires",
     }
     unknown = set(table) - known
     if unknown:
@@ -129,8 +138,7 @@ def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
     regex = table.get("regex")
     if not isinstance(regex, str):
         raise RuleError(f"rule {rule_id}: regex is required")
-    compiled = compile_checked(regex, rule_id)
-    if SECRET_GROUP not in compiled.groupindex:
+    if compile_regexes and SECRET_GROUP not in compile_checked(regex, rule_id).groupindex:
         raise RuleError(f"rule {rule_id}: regex needs a named group (?P<secret>...)")
     keywords = tuple(k.lower() for k in _strs(table.get("keywords"), "keywords", rule_id))
     if not keywords:
@@ -138,16 +146,20 @@ def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
     if any(len(k) < 3 for k in keywords):
         raise RuleError(f"rule {rule_id}: keywords must be at least 3 characters")
     allowlist = _strs(table.get("allowlist"), "allowlist", rule_id)
-    for pattern in allowlist:
+    for pattern in allowlist if compile_regexes else ():
         compile_checked(pattern, rule_id, "allowlist entry")
     path_regex = table.get("path")
     if path_regex is not None:
         if not isinstance(path_regex, str):
             raise RuleError(f"rule {rule_id}: path must be a string regex")
-        compile_checked(path_regex, rule_id, "path")
+        if compile_regexes:
+            compile_checked(path_regex, rule_id, "path")
     window = table.get("window", DEFAULT_WINDOW)
     if not isinstance(window, int) or not 16 <= window <= MAX_WINDOW:
         raise RuleError(f"rule {rule_id}: window must be an integer in 16..{MAX_WINDOW}")
+    requires = _strs(table.get("requires"), "requires", rule_id)
+    if any(not r or not r.isascii() for r in requires):
+        raise RuleError(f"rule {rule_id}: requires must be non-empty ASCII strings")
     entropy = table.get("entropy")
     if entropy is not None and not isinstance(entropy, int | float):
         raise RuleError(f"rule {rule_id}: entropy must be a number")
@@ -169,13 +181,15 @@ def rule_from_table(table: dict[str, Any], origin: str) -> Rule:
         min_entropy=float(entropy) if entropy is not None else None,
         min_length=int(table.get("min_length", 0)),
         window=window,
+        requires=requires,
         allowlist=allowlist,
         path_regex=path_regex,
         generic=bool(table.get("generic", False)),
         examples=Examples(
             positive=_strs(examples_table.get("positive"), "examples.positive", rule_id),
             negative=_strs(examples_table.get("negative"), "examples.negative", rule_id),
-            path=_example_path(examples_table.get("path"), path_regex, rule_id),
+            path=_example_path(examples_table.get("path"), path_regex if compile_regexes else None,
+                               rule_id),
         ),
         origin=origin,
     )
@@ -190,7 +204,7 @@ def _example_path(value: Any, path_regex: str | None, rule_id: str) -> str | Non
     return value
 
 
-def parse_rules_text(text: str, origin: str) -> list[Rule]:
+def parse_rules_text(text: str, origin: str, *, compile_regexes: bool = True) -> list[Rule]:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -202,7 +216,7 @@ def parse_rules_text(text: str, origin: str) -> list[Rule]:
     tables = doc.get("rule", [])
     if not isinstance(tables, list):
         raise RuleError(f"{origin}: expected [[rule]] tables")
-    return [rule_from_table(t, origin) for t in tables]
+    return [rule_from_table(t, origin, compile_regexes=compile_regexes) for t in tables]
 
 
 def builtin_rule_files() -> list[tuple[str, str]]:
@@ -217,7 +231,7 @@ def load_rules(extra: Iterable[Path] = (), builtin: bool = True) -> list[Rule]:
     rules: list[Rule] = []
     if builtin:
         for name, text in builtin_rule_files():
-            rules.extend(parse_rules_text(text, f"signatures/{name}"))
+            rules.extend(parse_rules_text(text, f"signatures/{name}", compile_regexes=False))
     for path in extra:
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         if not files:
@@ -243,6 +257,7 @@ def ruleset_hash(rules: Sequence[Rule]) -> str:
         parts = (
             r.id, str(r.severity), str(r.confidence), "|".join(r.keywords), r.regex,
             repr(r.min_entropy), str(r.min_length), str(r.window), "|".join(r.allowlist),
+            "|".join(r.requires),
             r.path_regex or "", str(r.generic),
         )
         h.update("\x1f".join(parts).encode())
