@@ -38,8 +38,9 @@ from layerleak.store.cache import LayerCache
 ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
 
 THREADED_GZIP_MIN = 32 * 1024 * 1024  # smaller gzip layers are not worth a thread
-SHARD_MIN = 32 * 1024 * 1024  # an uncompressed layer is split in parts of at least this size
-SHARDS_PER_JOB = 4  # parts aimed at per worker: the last ones to finish are small
+SHARD_MIN = 8 * 1024 * 1024  # an uncompressed layer is split in parts of at least this size
+SHARDS_PER_JOB = 16  # parts aimed at per worker: small, because a part's cost varies tenfold with
+# what it holds (source and .pyc files cost most per byte), and the last to finish sets the time
 
 
 def default_jobs() -> int:

@@ -21,6 +21,7 @@ _EXTENSION = (b"x", b"L", b"K")  # headers of the member that follows
 _BUILTIN = (b"1", b"2", b"3", b"4", b"5", b"6")  # no data blocks follow, whatever the size says
 _REFUSED = (b"g", b"X", b"S")  # global pax, Solaris extended, GNU sparse
 MAX_PAX = 1 << 20  # a larger pax header is read by tarfile alone
+READ_AHEAD = 1 << 20
 
 
 def member_starts(f: IO[bytes], size: int) -> list[int] | None:
@@ -30,13 +31,17 @@ def member_starts(f: IO[bytes], size: int) -> list[int] | None:
     starts: list[int] = []
     pending: int | None = None  # the first extension header of the member being read
     pos = 0
+    buf, buf_at = b"", 0  # a stretch of the file read at once: most members are small
     while True:
         if pos + BLOCK > size:
             return None  # no end-of-archive marker: truncated, tarfile would say so
-        f.seek(base + pos)
-        block = f.read(BLOCK)
-        if len(block) < BLOCK:
-            return None
+        if not buf_at <= pos <= buf_at + len(buf) - BLOCK:
+            f.seek(base + pos)
+            buf, buf_at = f.read(min(READ_AHEAD, size - pos)), pos
+            if len(buf) < BLOCK:
+                return None
+        at = pos - buf_at
+        block = buf[at : at + BLOCK]
         if block == _ZERO:
             return starts if pending is None else None
         length = _header_size(block)
@@ -57,8 +62,6 @@ def member_starts(f: IO[bytes], size: int) -> list[int] | None:
                 return None  # the pax header changes how much data follows
         elif kind in _BUILTIN or (kind == b"\x00" and _name(block).endswith(b"/")):
             data = 0  # tarfile skips no data for these (an old-style directory among them)
-        elif kind not in _REGULAR and kind not in _EXTENSION:
-            pass  # unknown types are read as regular files, data included
         if kind not in _EXTENSION:
             starts.append(pending)
             pending = None
@@ -107,5 +110,7 @@ def _number(field: bytes) -> int:
             n = (n << 8) + b
         return n if field[0] == 0o200 else -(256 ** (len(field) - 1) - n)
     end = field.find(b"\x00")
-    text = (field if end < 0 else field[:end]).decode("ascii").strip()
-    return int(text or "0", 8)
+    digits = (field if end < 0 else field[:end]).strip()
+    if not digits.isascii():
+        raise ValueError("not ASCII")  # tarfile's nts() would fail to decode it
+    return int(digits or b"0", 8)
