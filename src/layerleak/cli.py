@@ -9,6 +9,7 @@ import click
 
 from layerleak import __version__
 from layerleak.detect.engine import Engine
+from layerleak.detect.gate import GATES
 from layerleak.detect.rules import load_rules
 from layerleak.errors import LayerleakError
 from layerleak.memory import return_large_buffers
@@ -67,6 +68,9 @@ def main() -> None:
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes that scan layers at once  [default: the CPUs available, at most 8].")
+@click.option("--gate", type=click.Choice(GATES), default="auto", show_default=True,
+              help="Keyword gate: hyperscan (when installed), re2, or none (the automaton reads every "
+                   "byte: slow, for comparisons). Findings are the same with each.")
 def scan(
     targets: tuple[str, ...],
     fmt: str,
@@ -82,6 +86,7 @@ def scan(
     insecure: bool,
     no_cache: bool,
     jobs: int | None,
+    gate: str,
 ) -> None:
     """Scan images for secrets.
 
@@ -89,7 +94,10 @@ def scan(
     docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
     """
     try:
-        engine = Engine(load_rules(rule_paths))
+        engine = Engine(load_rules(rule_paths), gate=gate)
+    except ImportError:
+        _fail("--gate hyperscan: the hyperscan package is not installed (pip install 'layerleak[accel]')")
+        sys.exit(EXIT_ERROR)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)

@@ -262,14 +262,15 @@ def scan_part(task: _Task, engine: Engine) -> LayerScan:
     """Scan one task: a whole layer, or one part of an uncompressed one."""
     if task.whole:
         return scan_located(task.key, task.loc, engine)
-    with open(task.loc.path, "rb") as f:
+    # The file itself, not a view bounded to the layer: tarindex found the layer's end-of-archive
+    # marker, and a part stops at a member, so nothing past the layer is taken for part of it.
+    with open(task.loc.path, "rb", buffering=1 << 20) as f:
         f.seek(task.loc.offset + task.start)
-        region = io.BufferedReader(_Region(f, task.loc.size - task.start), buffer_size=1 << 20)
-        stop = None if task.stop is None else task.stop - task.start
-        return scan_layer(task.key, region, engine, stop=stop if stop is not None else _END)
+        stop = _END if task.stop is None else task.stop - task.start
+        return scan_layer(task.key, f, engine, stop=stop)
 
 
-_END = 1 << 62  # the last part runs to the end of the archive, without draining it
+_END = 1 << 62  # the last part runs to the end-of-archive marker, without draining the layer
 
 
 def _worker_scan(task: _Task) -> LayerScan:

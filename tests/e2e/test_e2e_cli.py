@@ -240,3 +240,14 @@ def test_image_name_is_reported(layerleak: Layerleak, leaky_image: Built) -> Non
     (target,) = report["targets"]
     assert re.search(r"leaky:latest$", target["image"] or ""), target["image"]
     assert {f["image"] for f in report["findings"]} == {target["image"]}, _brief_all(report["findings"])
+
+
+def test_every_keyword_gate_reports_the_same(layerleak: Layerleak, handmade_images: Built) -> None:
+    """--gate none is the straightforward path (the automaton reads every byte)."""
+    target = handmade_images.target("opaque")
+    reports = [layerleak("scan", target, "--format", "json", "--no-cache", "--gate", gate).report
+               for gate in ("none", "re2", "auto")]
+    assert reports[0]["findings"]
+    assert all(r["findings"] == reports[0]["findings"] for r in reports)
+    run = layerleak("scan", target, "--gate", "fast")
+    assert run.returncode == 2, run.describe()

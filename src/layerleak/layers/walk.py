@@ -94,19 +94,20 @@ def scan_layer(
     ends at the first member at or past ``stop`` bytes: several such parts, merged with
     :func:`merge`, are the whole layer's scan."""
     result = LayerScan(key=key)
-    counter = _Counting(raw if stop is not None else open_decompressed(raw), progress)
+    # A part is read straight from the file, uncounted: merge() knows the layer's size.
+    counter = _Counting(open_decompressed(raw), progress) if stop is None else None
     try:
-        tar = tarfile.open(fileobj=counter, mode="r|")  # type: ignore[call-overload]
+        tar = tarfile.open(fileobj=counter or raw, mode="r|")  # type: ignore[call-overload]
         for member in tar:
             if stop is not None and member.offset >= stop:
                 break
             _visit(tar, member, result, engine)
-        if stop is None:
+        if counter is not None:
             _drain(counter)
             _drain(raw)
     except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
-        result.error = _describe(exc, counter.count)
-    result.bytes_read = counter.count
+        result.error = _describe(exc, counter.count if counter else 0)
+    result.bytes_read = counter.count if counter else 0
     return result
 
 
