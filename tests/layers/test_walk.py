@@ -112,3 +112,17 @@ def test_compressed_media_is_skipped_by_magic(engine: Engine) -> None:
     scan = scan_layer("k", io.BytesIO(blob), engine)
     assert scan.skipped == {"png": 1}
     assert [h.path for h in scan.hits] == ["/plain.bin"]
+
+
+def test_a_layer_is_read_to_its_end(engine: Engine) -> None:
+    """bytes_read is the whole uncompressed layer (padding after the end-of-archive marker
+    included), and damage after the tar's end (a cut gzip trailer) is still reported."""
+    blob = make_layer([("etc/app.conf", f"token={SECRET}\n".encode(), None)]) + bytes(8192)
+    plain = scan_layer("k", io.BytesIO(blob), engine)
+    assert plain.error is None and plain.bytes_read == len(blob) and len(plain.hits) == 1
+    packed = gzip.compress(blob)
+    whole = scan_layer("k", io.BytesIO(packed), engine)
+    assert whole.error is None and whole.bytes_read == len(blob)
+    cut = scan_layer("k", io.BytesIO(packed[:-4]), engine)  # the trailer's size field is gone
+    assert cut.error is not None and "truncated" in cut.error
+    assert [h.match.secret for h in cut.hits] == [SECRET]  # what was read is still reported
