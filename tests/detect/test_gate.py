@@ -85,3 +85,14 @@ def test_gates_give_the_same_matches() -> None:
 def test_unknown_gate_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown gate"):
         make_gate("fast", KEYWORDS)
+
+
+def test_re2_gate_gives_the_same_spans_through_the_public_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = make_gate("re2", KEYWORDS)
+    assert getattr(fast, "_raw", None) is not None, "google-re2's search call is used when present"
+    public = make_gate("re2", KEYWORDS)
+    monkeypatch.setattr(public, "_raw", None)
+    samples = _samples()
+    assert sum(len(fast.spans(d)) for d in samples) > 50
+    for data in samples:
+        assert fast.spans(data) == public.spans(data)

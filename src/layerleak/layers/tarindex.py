@@ -90,7 +90,7 @@ def _header_size(block: bytes) -> int | None:
         recorded = _number(block[148:156])
     except ValueError:
         return None
-    unsigned = 256 + sum(block[:148]) + sum(block[156:])
+    unsigned = 256 + sum(block) - sum(block[148:156])
     if recorded != unsigned:
         signed = 256 + sum(b - 256 if b > 127 else b for b in block[:148] + block[156:])
         if recorded != signed:
@@ -104,6 +104,10 @@ def _header_size(block: bytes) -> int | None:
 
 def _number(field: bytes) -> int:
     """A numeric header field: octal text, or GNU base-256 (tarfile's ``nti``)."""
+    try:
+        return int(field.rstrip(b"\x00 "), 8)  # the usual "0000644\0": no NUL or space inside
+    except ValueError:
+        pass
     if field[0] in (0o200, 0o377):
         n = 0
         for b in field[1:]:
