@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from layerleak.scan import ProgressHook
+
+REDRAW = 0.1  # seconds between redraws
 
 
 @contextmanager
@@ -18,6 +21,8 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
+    # Redrawn from the scanning thread, not by rich's refresh thread: with no other thread
+    # running, layer workers can be forked (parallel._pool), which starts them at once.
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -25,7 +30,9 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
         TransferSpeedColumn(),
         console=Console(stderr=True),
         transient=True,
+        auto_refresh=False,
     )
+    last = [0.0]
 
     def hook(key: str, size: int | None) -> Callable[[int], None]:
         label = key.rsplit("/", 1)[-1][:16]
@@ -33,6 +40,10 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
 
         def advance(n: int) -> None:
             progress.advance(task, n)
+            now = time.monotonic()
+            if now - last[0] >= REDRAW:
+                last[0] = now
+                progress.refresh()
 
         return advance
 

@@ -1,0 +1,35 @@
+"""The progress bar draws from the scanning thread: no extra thread, so workers can be forked."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+from layerleak.report import progress
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_runs_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    term = _Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    monkeypatch.setattr(progress, "REDRAW", 0.0)
+    before = threading.active_count()
+    with progress.layer_progress(True) as hook:
+        assert hook is not None
+        advance = hook("sha256:" + "ab" * 32, 1000)
+        for _ in range(5):
+            advance(200)
+        assert threading.active_count() == before
+    assert term.getvalue(), "the bar was drawn"
+
+
+def test_no_progress_off_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    with progress.layer_progress(True) as hook:
+        assert hook is None
