@@ -3,9 +3,11 @@
 Layers are independent (a layer's scan records the paths it touches; status is decided later,
 in layer order, by :mod:`layerleak.layers.status`), so the layers a file-backed source can
 :meth:`~layerleak.sources.interface.ImageSource.locate` are scanned in worker processes, largest
-first, each worker building the engine once. A gzip layer is decompressed on a second thread of
-its worker (python-isal releases the GIL), so a single huge layer still keeps two cores busy.
-Streams (a compressed archive, a registry, a daemon) are scanned in order, in this process.
+first. A large uncompressed layer is split at member boundaries (:mod:`layerleak.layers.tarindex`)
+into parts that the workers share, merged back in order (:func:`layerleak.layers.walk.merge`). A
+gzip layer cannot be split; it is decompressed on a second thread of its worker (python-isal
+releases the GIL). Streams (a compressed archive, a registry, a daemon) are scanned in order, in
+this process.
 
 With ``jobs=1``, no cache, and the source's own streams, this is exactly the straightforward
 path; tests/test_parallel.py checks that every other path gives the same findings.
