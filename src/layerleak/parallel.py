@@ -32,7 +32,7 @@ from layerleak.detect.rules import Rule
 from layerleak.errors import LayerleakError
 from layerleak.layers import tarindex
 from layerleak.layers.decompress import sniff_compression
-from layerleak.layers.walk import LayerScan, merge, scan_layer
+from layerleak.layers.walk import LayerScan, merge, scan_layer, scan_layer_part
 from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerCache
@@ -176,20 +176,12 @@ def _init_forked(engine: Engine) -> None:
 def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
     """Workers are forked when this process runs no other thread: they start at once, with the
     modules imported and the engine built (a spawned worker spends most of a second on that).
-    With another thread running (a progress display), forking could copy a lock that thread
-    holds, so they are spawned."""
+    With another thread running, forking could copy a lock that thread holds, so they are
+    spawned."""
     if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_forked,
-            initargs=(engine,),
-        )
+        return ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init_forked, (engine,))
     return ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(engine.rules, engine.gate),
+        workers, multiprocessing.get_context("spawn"), _init_worker, (engine.rules, engine.gate)
     )
 
 
@@ -244,8 +236,8 @@ def _tasks(located: dict[str, BlobLocation], plan: LayerPlan) -> list[_Task]:
     tasks: list[_Task] = []
     for key, loc in located.items():
         points = _split(loc, -(-loc.size // target)) if loc.size >= 2 * target else []
-        bounds = [0, *points, None]
-        tasks.extend(_Task(key, loc, lo or 0, hi) for lo, hi in zip(bounds, bounds[1:], strict=False))
+        stops: list[int | None] = [*points, None]
+        tasks.extend(_Task(key, loc, lo, hi) for lo, hi in zip([0, *points], stops, strict=True))
     return sorted(tasks, key=lambda t: t.size, reverse=True)  # largest first
 
 
@@ -268,11 +260,8 @@ def scan_part(task: _Task, engine: Engine) -> LayerScan:
     # marker, and a part stops at a member, so nothing past the layer is taken for part of it.
     with open(task.loc.path, "rb", buffering=1 << 20) as f:
         f.seek(task.loc.offset + task.start)
-        stop = _END if task.stop is None else task.stop - task.start
-        return scan_layer(task.key, f, engine, stop=stop)
-
-
-_END = 1 << 62  # the last part runs to the end-of-archive marker, without draining the layer
+        stop = None if task.stop is None else task.stop - task.start
+        return scan_layer_part(task.key, f, engine, stop)
 
 
 def _worker_scan(task: _Task) -> LayerScan:

@@ -45,7 +45,7 @@ class _Compiled:
     regex: Any
     binary: bool  # ``regex`` is a Latin-1 bytes regex, run on the buffer itself
     requires: tuple[bytes, ...]  # a window holding none of these cannot hold a match
-    allow: tuple[Any, ...]
+    allow: Any | None  # the rule's allowlist as one alternation: a secret is tested once
     path: Any | None
     group: int
     groups: tuple[int, ...] = ()  # the secret is the first non-empty of these (ends with ``group``)
@@ -244,7 +244,7 @@ class Engine:
         rule = comp.rule
         if len(secret) < rule.min_length:
             return False
-        if any(a.search(secret) for a in comp.allow):
+        if comp.allow is not None and comp.allow.search(secret):
             return False
         if filters.rejection(secret, context, generic=rule.generic):
             return False
@@ -290,10 +290,9 @@ def _compile(rule: Rule) -> _Compiled:
         regex=regex,
         binary=binary is not None,
         requires=tuple(r.encode("ascii") for r in rule.requires),
-        # One alternation: a secret is tested once, however many patterns allow it.
-        allow=(compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist"),)
+        allow=compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist")
         if rule.allowlist
-        else (),
+        else None,
         path=compile_checked(rule.path_regex, rule.id, "path") if rule.path_regex else None,
         group=_group_index(regex),
         groups=(*rule.secret_groups, _group_index(regex)),

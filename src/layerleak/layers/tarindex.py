@@ -12,6 +12,7 @@ layer is then scanned whole, the straightforward way, which also reports any dam
 from __future__ import annotations
 
 import bisect
+import tarfile
 from typing import IO
 
 BLOCK = 512
@@ -88,14 +89,9 @@ def _header_size(block: bytes) -> int | None:
     """The size field, when the checksum is right and the field reads as tarfile reads it."""
     try:
         recorded = _number(block[148:156])
-    except ValueError:
-        return None
-    unsigned = 256 + sum(block) - sum(block[148:156])
-    if recorded != unsigned:
-        signed = 256 + sum(b - 256 if b > 127 else b for b in block[:148] + block[156:])
-        if recorded != signed:
+        unsigned = 256 + sum(block) - sum(block[148:156])  # the usual sum, without tarfile's struct
+        if recorded != unsigned and recorded not in tarfile.calc_chksums(block):  # type: ignore[attr-defined]
             return None
-    try:
         size = _number(block[124:136])
     except ValueError:
         return None
@@ -103,18 +99,13 @@ def _header_size(block: bytes) -> int | None:
 
 
 def _number(field: bytes) -> int:
-    """A numeric header field: octal text, or GNU base-256 (tarfile's ``nti``)."""
+    """A numeric header field as tarfile reads it: the usual octal text ("0000644\0") in one
+    call, anything else (GNU base-256, NULs inside) by tarfile's own ``nti``."""
     try:
-        return int(field.rstrip(b"\x00 "), 8)  # the usual "0000644\0": no NUL or space inside
+        return int(field.rstrip(b"\x00 "), 8)
     except ValueError:
         pass
-    if field[0] in (0o200, 0o377):
-        n = 0
-        for b in field[1:]:
-            n = (n << 8) + b
-        return n if field[0] == 0o200 else -(256 ** (len(field) - 1) - n)
-    end = field.find(b"\x00")
-    digits = (field if end < 0 else field[:end]).strip()
-    if not digits.isascii():
-        raise ValueError("not ASCII")  # tarfile's nts() would fail to decode it
-    return int(digits or b"0", 8)
+    try:
+        return int(tarfile.nti(field))  # type: ignore[attr-defined]
+    except tarfile.HeaderError:
+        raise ValueError("not a number tarfile reads") from None

@@ -84,31 +84,43 @@ def scan_layer(
     raw: IO[bytes],
     engine: Engine,
     progress: Callable[[int], None] | None = None,
-    *,
-    stop: int | None = None,
 ) -> LayerScan:
     """Scan one layer blob. Corruption is recorded in ``error``; what was read is kept.
-
-    ``bytes_read`` is the blob's whole uncompressed length. With ``stop``, ``raw`` is part of an
-    uncompressed layer that starts at a member (:mod:`layerleak.layers.tarindex`), and the scan
-    ends at the first member at or past ``stop`` bytes: several such parts, merged with
-    :func:`merge`, are the whole layer's scan."""
+    ``bytes_read`` is the blob's whole uncompressed length."""
     result = LayerScan(key=key)
-    # A part is read straight from the file, uncounted: merge() knows the layer's size.
-    counter = _Counting(open_decompressed(raw), progress) if stop is None else None
+    counter = _Counting(open_decompressed(raw), progress)
     try:
-        tar = tarfile.open(fileobj=counter or raw, mode="r|")  # type: ignore[call-overload]
-        for member in tar:
-            if stop is not None and member.offset >= stop:
-                break
-            _visit(tar, member, result, engine)
-        if counter is not None:
-            _drain(counter)
-            _drain(raw)
-    except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
-        result.error = _describe(exc, counter.count if counter else 0)
-    result.bytes_read = counter.count if counter else 0
+        _walk(counter, result, engine)
+        _drain(counter)
+        _drain(raw)
+    except _DAMAGE as exc:
+        result.error = _describe(exc, counter.count)
+    result.bytes_read = counter.count
     return result
+
+
+def scan_layer_part(key: str, tar: IO[bytes], engine: Engine, stop: int | None) -> LayerScan:
+    """Scan part of an uncompressed layer: ``tar`` is positioned at a member
+    (:mod:`layerleak.layers.tarindex`), and the scan ends at the first member at or past ``stop``
+    bytes from there (None: at the end-of-archive marker). The parts' scans, merged with
+    :func:`merge`, are the whole layer's scan; ``bytes_read`` is left to merge()."""
+    result = LayerScan(key=key)
+    try:
+        _walk(tar, result, engine, stop)
+    except _DAMAGE as exc:
+        result.error = _describe(exc, 0)
+    return result
+
+
+_DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError)
+
+
+def _walk(stream: IO[bytes] | _Counting, result: LayerScan, engine: Engine, stop: int | None = None) -> None:
+    tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
+    for member in tar:
+        if stop is not None and member.offset >= stop:
+            break
+        _visit(tar, member, result, engine)
 
 
 def merge(key: str, parts: list[LayerScan], size: int) -> LayerScan:

@@ -32,17 +32,18 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
         transient=True,
         auto_refresh=False,
     )
-    last = [0.0]
+    last_redraw = 0.0
 
     def hook(key: str, size: int | None) -> Callable[[int], None]:
         label = key.rsplit("/", 1)[-1][:16]
         task = progress.add_task(label, total=None if size is None else None)
 
         def advance(n: int) -> None:
+            nonlocal last_redraw
             progress.advance(task, n)
             now = time.monotonic()
-            if now - last[0] >= REDRAW:
-                last[0] = now
+            if now - last_redraw >= REDRAW:
+                last_redraw = now
                 progress.refresh()
 
         return advance
