@@ -148,13 +148,7 @@ class HyperscanGate(Gate):
             starts.append(end - lengths[ident])
 
         self._db.scan(data, match_event_handler=on_match)
-        out: list[Span] = []
-        for start in sorted(starts):
-            if out and start - out[-1][1] <= GAP:
-                out[-1] = (out[-1][0], max(out[-1][1], start + 1))
-            else:
-                out.append((start, start + 1))
-        return out
+        return _merged((start, start + 1) for start in sorted(starts))
 
 
 def make_gate(name: str, keywords: Iterable[str]) -> Gate:

@@ -302,8 +302,7 @@ def _pyc_strings_marked(data: bytes, header: int, segment: int = _SEGMENT) -> li
             if end > n:
                 continue
             value = data[start:end]
-            # _is_text, with a faster test of ASCII (translate with a deletion table is slow)
-            if value.translate(_ODD).isascii() if value.isascii() else _is_text(value):
+            if _is_text(value):
                 out.append(value.replace(b"\n", b" "))
                 pos = end
     return out
@@ -350,8 +349,8 @@ def _pyc_strings_loop(data: bytes, header: int) -> list[bytes]:
 
 
 def _is_text(value: bytes) -> bool:
-    if value.isascii():
-        return not value.translate(None, _PRINTABLE)
+    if value.isascii():  # all _PRINTABLE: mapped, every byte stays ASCII (faster than deleting them)
+        return value.translate(_ODD).isascii()
     try:
         return value.decode("utf-8").isprintable()
     except UnicodeDecodeError:
