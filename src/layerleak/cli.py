@@ -21,6 +21,7 @@ from layerleak.report.json_report import render_json
 from layerleak.report.progress import layer_progress
 from layerleak.report.table import render_table
 from layerleak.scan import ScanOptions, scan_source
+from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
 from layerleak.sources.targets import open_target
 from layerleak.store.cache import LayerCache
@@ -30,6 +31,15 @@ SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
 def _fail(message: str) -> None:
     click.echo(f"layerleak: error: {message}", err=True)
+
+
+def _check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            platforms.parse(value)
+        except LayerleakError as exc:
+            raise click.BadParameter(exc.message) from None
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,7 +59,7 @@ def main() -> None:
               help="Put whole secrets in the report (for responders who must rotate them).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default="low",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", callback=_check_platform,
               help="Scan only this platform of a multi-platform image.")
 @click.option("--rules", "rule_paths", multiple=True,
               type=click.Path(exists=True, path_type=Path),
@@ -64,6 +74,10 @@ def main() -> None:
               help="Read the registry password from stdin (else env LAYERLEAK_PASSWORD).")
 @click.option("--insecure", is_flag=True,
               help="Registries: allow plain HTTP and do not verify TLS certificates.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="Registries: also trust the CA certificates in this PEM file.")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Registries: also trust the *.crt CA files in DIR (instead of certs.d/HOST).")
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
@@ -84,6 +98,8 @@ def scan(
     username: str | None,
     password_stdin: bool,
     insecure: bool,
+    ca_file: str | None,
+    cert_dir: str | None,
     no_cache: bool,
     jobs: int | None,
     gate: str,
@@ -104,7 +120,7 @@ def scan(
     options = ScanOptions(show_secrets=show_secrets, platform=platform)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     source_options = SourceOptions(username=username, password=password, insecure=insecure,
-                                   platform=platform)
+                                   ca_file=ca_file, cert_dir=cert_dir, platform=platform)
     results: list[TargetResult] = []
     try:
         cache = None if no_cache else LayerCache.open_default()

@@ -42,6 +42,8 @@ class SourceOptions:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     insecure: bool = False  # registries: allow plain HTTP and skip TLS verification
+    ca_file: str | None = None  # registries: trust this PEM file's CAs (see registry_tls.py)
+    cert_dir: str | None = None  # registries: trust the *.crt files in this directory
     platform: str | None = None  # registries: fetch only this platform's manifests
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from layerleak.errors import ImageFormatError
+from layerleak.sources import platforms
 from layerleak.sources.interface import ImageDesc, LayerRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -23,6 +24,7 @@ INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 MAX_DEPTH = 4
+MAX_NAMES_SHOWN = 20  # an unknown REF's error lists at most this many of the image's names
 
 Reader = Callable[[str], bytes | None]
 
@@ -52,13 +54,16 @@ def platform_of(obj: dict[str, Any] | None) -> str | None:
 
 
 def platform_matches(actual: str | None, wanted: str | None) -> bool:
-    """``linux/arm64`` matches ``linux/arm64/v8``; ``linux/arm`` matches any arm variant."""
-    if wanted is None:
-        return True
-    if actual is None:
-        return False
-    a, w = actual.split("/"), wanted.split("/")
-    return a[: len(w)] == w
+    """See :func:`layerleak.sources.platforms.matches` (``linux/arm64`` is ``linux/arm64/v8``)."""
+    return platforms.matches(actual, wanted)
+
+
+def names_listing(names: list[str], limit: int = MAX_NAMES_SHOWN) -> str:
+    """Names read from an image, for an error line: printable, each at most 128 long, at most
+    ``limit`` of them (``none`` when empty)."""
+    shown = ["".join(c if c.isprintable() else "?" for c in n[:128]) for n in names[:limit]]
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return (", ".join(shown) + more) if shown else "none"
 
 
 def _diff_ids(config: dict[str, Any]) -> list[str]:
@@ -80,10 +85,12 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
     if not isinstance(manifest, list):
         raise ImageFormatError("manifest.json is not a list of images")
     images: list[ImageDesc] = []
+    names: list[str] = []  # what a REF may name, for the error when it names nothing
     for pos, entry in enumerate(manifest):
         if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
             raise ImageFormatError(f"manifest.json entry {pos} has no Config")
         tags = [str(t) for t in entry.get("RepoTags") or []]
+        names += tags or [f"@{pos}"]
         if ref is not None and not _docker_ref_matches(ref, pos, tags):
             continue
         config_bytes = _need(read, entry["Config"], f"image config {entry['Config']}")
@@ -127,7 +134,12 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
             )
         )
     if ref is not None and not images:
-        raise ImageFormatError(f"no image named {ref!r} in the archive")
+        if ref.startswith("@"):
+            raise ImageFormatError(f"no image {ref} in the archive: it holds {_positions(len(manifest))}")
+        raise ImageFormatError(
+            f"no image named {ref!r} in the archive (it holds {_positions(len(manifest))}: "
+            f"{names_listing(names)})"
+        )
     return images
 
 
@@ -148,14 +160,37 @@ def oci_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         raise ImageFormatError("index.json has no manifests")
     top = index["manifests"]
     if ref is not None:
-        top = [d for d in top if (d.get("annotations") or {}).get(REF_ANNOTATION) == ref]
-        if not top:
-            raise ImageFormatError(f"no image with ref name {ref!r} in index.json")
+        top = _oci_ref(top, ref)
     images: list[ImageDesc] = []
     for desc in top:
         name = (desc.get("annotations") or {}).get(REF_ANNOTATION)
         images.extend(_walk_descriptor(read, desc, name, None, 0))
     return images
+
+
+def _oci_ref(top: list[Any], ref: str) -> list[Any]:
+    """The index.json entries a REF names: a ref name annotation, or ``@N`` (as skopeo reads it)."""
+    if ref.startswith("@") and ref[1:].isdigit():
+        pos = int(ref[1:])
+        if pos >= len(top):
+            raise ImageFormatError(f"no image {ref} in index.json: it lists {_positions(len(top))}")
+        return [top[pos]]
+    refs = [(d.get("annotations") or {}).get(REF_ANNOTATION) if isinstance(d, dict) else None for d in top]
+    chosen = [d for d, name in zip(top, refs, strict=True) if name == ref]
+    if not chosen:
+        named = [str(n) for n in refs if n is not None]
+        raise ImageFormatError(
+            f"no image with ref name {ref!r} in index.json (ref names: {names_listing(named)}; "
+            f"it lists {_positions(len(top))})"
+        )
+    return chosen
+
+
+def _positions(count: int) -> str:
+    """``3 images, @0 to @2``: how many there are and how ``@N`` names them."""
+    if count == 0:
+        return "no images"
+    return "1 image, @0" if count == 1 else f"{count} images, @0 to @{count - 1}"
 
 
 def _walk_descriptor(
