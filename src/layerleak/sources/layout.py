@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from layerleak.errors import ImageFormatError
-from layerleak.sources import platforms
 from layerleak.sources.interface import ImageDesc, LayerRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -51,11 +50,6 @@ def platform_of(obj: dict[str, Any] | None) -> str | None:
         return None
     variant = obj.get("variant")
     return f"{os_}/{arch}/{variant}" if variant else f"{os_}/{arch}"
-
-
-def platform_matches(actual: str | None, wanted: str | None) -> bool:
-    """See :func:`layerleak.sources.platforms.matches` (``linux/arm64`` is ``linux/arm64/v8``)."""
-    return platforms.matches(actual, wanted)
 
 
 def names_listing(names: list[str], limit: int = MAX_NAMES_SHOWN) -> str:
