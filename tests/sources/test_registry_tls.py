@@ -25,6 +25,7 @@ from test_platforms import two_platform_layout
 
 import services
 from layerleak.errors import RegistryError
+from layerleak.sources.interface import SourceOptions
 from layerleak.sources.registry import RegistrySource
 from layerleak.sources.registry_tls import Trust
 from services import Registry, Run, ServiceUnavailable, Tls, layerleak, user_env
@@ -226,3 +227,21 @@ def test_refused_port_fails_at_once(caplog: pytest.LogCaptureFixture) -> None:
     assert "cannot reach registry" in err.value.message and "refused" in err.value.message.lower()
     assert (_attempts(caplog, "HTTPS"), _attempts(caplog, "HTTP")) == (1, 1)
     assert _retries(caplog) == []
+
+
+def test_one_connection_serves_the_whole_image(
+    tls_anon: TlsRegistry, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe, the index, both manifests, both configs and both layers: one kept-alive
+    connection (in-process, so urllib3's log shows every connection opened)."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, str(tls_anon.other.ca_cert))
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    target = tls_anon.target()
+    options = SourceOptions(ca_file=str(tls_anon.tls.ca_cert))
+    with RegistrySource(target, target.removeprefix("docker://"), options) as source:
+        images = source.images()
+        keys = {layer.key for image in images for layer in image.layers}
+        sizes = [len(stream.read()) for _, stream in source.blobs(keys)]
+    assert len(images) == 2 and len(sizes) == 2 and all(sizes)
+    assert _attempts(caplog, "HTTPS") == 1

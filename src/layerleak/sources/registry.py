@@ -14,6 +14,7 @@ HTTP, or does not listen on HTTPS, is known at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
@@ -51,6 +52,7 @@ MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFE
 MAX_MANIFEST = 4 * 1024 * 1024  # distribution refuses larger manifests too
 TIMEOUT = (15.0, 120.0)  # connect, and between two reads of a response
 RETRIES = 4
+MAX_DISCARD = 64 * 1024  # an unused answer's body up to this size is read, to keep the connection
 MAX_TAGS_SHOWN = 20  # an unknown tag's error lists at most this many of the repository's tags
 
 # github.com/distribution/reference, simplified: lower-case path components, tag, digest.
@@ -152,7 +154,10 @@ class RegistryClient:
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self._probe_adapter = HTTPAdapter(max_retries=0)  # one attempt says which scheme is spoken
+        # The probe: one attempt says which scheme is spoken. It shares the connection pool, so
+        # the connection it opens is the one the manifests and blobs then travel on (keep-alive).
+        self._probe_adapter = HTTPAdapter(max_retries=0)
+        self._probe_adapter.poolmanager = adapter.poolmanager
         if self.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._base: str | None = None
@@ -229,11 +234,11 @@ class RegistryClient:
         resp = self._send(url, self._with_auth(headers), stream)
         if resp.status_code == 401:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-            resp.close()
+            _discard(resp)
             self._authenticate(challenge)
             resp = self._send(url, self._with_auth(headers), stream)
             if resp.status_code == 401:
-                resp.close()
+                _discard(resp)
                 raise RegistryError(f"{self.label}: {self._denied()}")
         if resp.status_code != 200:
             words = self._status_words(resp, path)
@@ -375,6 +380,13 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
     if len(body) > limit:
         raise ImageFormatError(f"{what} is larger than {limit} bytes")
     return bytes(body)
+
+
+def _discard(resp: requests.Response) -> None:
+    """Close an answer we do not use, reading a small body first so its connection stays open."""
+    with contextlib.suppress(requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        resp.raw.read(MAX_DISCARD, decode_content=False)
+    resp.close()
 
 
 def _check_digest(body: bytes, digest: str, what: str) -> None:
