@@ -245,3 +245,10 @@ def test_one_connection_serves_the_whole_image(
         sizes = [len(stream.read()) for _, stream in source.blobs(keys)]
     assert len(images) == 2 and len(sizes) == 2 and all(sizes)
     assert _attempts(caplog, "HTTPS") == 1
+
+
+def test_a_ca_file_that_is_not_pem_is_one_error(tls_anon: TlsRegistry, tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-ca.pem"
+    bogus.write_text("hello\n")
+    line = _one_error(tls_anon.scan(tmp_path, "--ca-file", str(bogus), tls_anon.target()))
+    assert f"CA file {bogus}: not a PEM certificate file" in line

@@ -96,14 +96,16 @@ class Trust:
         )
 
 
-def _read_pem(path: str) -> bytes:
+def _read_pem(path: str, origin: str) -> bytes:
+    """A PEM file's bytes; ``origin`` says in an error where the file was named."""
+    where = path if origin.endswith(path) else f"{path} (from {origin})"
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CA_FILE + 1)
     except OSError as exc:
-        raise UsageError(f"CA file {path}: cannot read ({exc.strerror or exc})") from None
+        raise UsageError(f"CA file {where}: cannot read ({exc.strerror or exc})") from None
     if len(data) > MAX_CA_FILE or b"-----BEGIN CERTIFICATE-----" not in data:
-        raise UsageError(f"CA file {path}: not a PEM certificate file")
+        raise UsageError(f"CA file {where}: not a PEM certificate file (at most {MAX_CA_FILE} bytes)")
     return data
 
 
@@ -144,11 +146,12 @@ class TrustStore:
         return Trust(DEFAULT_CA_BUNDLE_PATH, "the default CA bundle", False)
 
     def _with_cas(self, files: list[str], origin: str) -> Trust:
-        base = self._default().verify
-        parts = []
-        if isinstance(base, str) and os.path.isfile(base):
-            parts.append(_read_pem(base))
-        parts += [_read_pem(f) for f in files]
+        named = env_bundle()
+        if named is not None and os.path.isfile(named[1]):
+            parts = [_read_pem(named[1], named[0])]
+        else:  # unset, or a directory of hashed CA names (which cannot be merged): the default
+            parts = [_read_pem(DEFAULT_CA_BUNDLE_PATH, "the default CA bundle")]
+        parts += [_read_pem(f, origin) for f in files]
         if self._tmp is None:
             self._tmp = tempfile.mkdtemp(prefix="layerleak-ca-")  # 0700
         bundle = os.path.join(self._tmp, f"bundle-{len(os.listdir(self._tmp))}.pem")
