@@ -151,7 +151,12 @@ def test_explicit_ca_does_not_drop_the_environment_bundle(tls_anon: TlsRegistry,
 
 
 def test_advice_is_worded_from_what_is_configured() -> None:
-    insecure = Trust(False, "--insecure", True).advice("h:5000")
+    refused = Trust("/b.pem", "--ca-file /b.pem", True, ("/c/client.cert", "/c/client.key"))
+    assert "refused the client certificate /c/client.cert" in refused.advice(
+        "h", "sslv3 alert bad certificate"
+    )
+    assert "TLS handshake failed" in Trust("/b.pem", "x", True).advice("h", "unsupported protocol")
+    insecure = Trust(False, "--insecure", True).advice("h:5000", "handshake failure")
     assert "--insecure" in insecure and "off" in insecure and "turn" not in insecure
     explicit = Trust("/b.pem", "certs.d /etc/docker/certs.d/h:5000", True).advice("h:5000")
     assert "certs.d /etc/docker/certs.d/h:5000" in explicit and "--insecure" not in explicit
@@ -252,3 +257,51 @@ def test_a_ca_file_that_is_not_pem_is_one_error(tls_anon: TlsRegistry, tmp_path:
     bogus.write_text("hello\n")
     line = _one_error(tls_anon.scan(tmp_path, "--ca-file", str(bogus), tls_anon.target()))
     assert f"CA file {bogus}: not a PEM certificate file" in line
+
+
+# --- mutual TLS: a client certificate from certs.d or --cert-dir -------------------------------
+
+
+@pytest.fixture(scope="session")
+def mtls(tmp_path_factory: pytest.TempPathFactory, handmade_images: Built) -> Iterator[TlsRegistry]:
+    work = tmp_path_factory.mktemp("mtls")
+    try:
+        other = services.make_tls(work / "other-ca")
+        with services.start_registry(work / "registry", tls=True, auth=False, client_auth=True) as reg:
+            assert reg.tls is not None and reg.client_cert is not None
+            _push(reg, f"oci:{handmade_images.path('multiplatform')}:latest", "multi:latest")
+            yield TlsRegistry(reg, reg.tls, other)
+    except ServiceUnavailable as exc:
+        _unavailable(str(exc))
+
+
+def test_client_certificate_required_and_not_given(mtls: TlsRegistry, tmp_path: Path) -> None:
+    line = _one_error(mtls.scan(tmp_path, "--ca-file", str(mtls.tls.ca_cert), mtls.target()))
+    assert "TLS failed" in line
+    assert f"{mtls.registry.host} asks for a client certificate: put client.cert and client.key" in line
+    assert "is that the CA" not in line  # the CA was right: the advice must not blame it
+
+
+@pytest.mark.parametrize("where", ["certs.d", "--cert-dir"])
+def test_client_certificate_from_certs_d_or_cert_dir(mtls: TlsRegistry, tmp_path: Path, where: str) -> None:
+    env = mtls.env(tmp_path)  # both CA-bundle variables name the wrong CA
+    assert mtls.registry.cert_dir is not None  # ca.crt, client.cert, client.key
+    args: list[str] = []
+    if where == "certs.d":
+        shutil.copytree(mtls.registry.cert_dir, tmp_path / "certs.d" / mtls.registry.host)
+        env["LAYERLEAK_CERTS_D"] = str(tmp_path / "certs.d")
+    else:
+        args = ["--cert-dir", str(mtls.registry.cert_dir)]
+    run = mtls.scan(tmp_path, *args, mtls.target(), env=env)
+    assert run.returncode == 1, run.describe()
+    assert _platforms(run) == ["linux/amd64", "linux/arm64/v8"]
+
+
+def test_client_certificate_without_its_key(mtls: TlsRegistry, tmp_path: Path) -> None:
+    assert mtls.registry.cert_dir is not None
+    folder = tmp_path / "certs.d" / mtls.registry.host
+    folder.mkdir(parents=True)
+    shutil.copy(mtls.registry.cert_dir / "client.cert", folder / "client.cert")
+    env = mtls.env(tmp_path, LAYERLEAK_CERTS_D=str(tmp_path / "certs.d"))
+    line = _one_error(mtls.scan(tmp_path, mtls.target(), env=env))
+    assert "client.cert has no key client.key" in line

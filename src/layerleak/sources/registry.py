@@ -165,25 +165,24 @@ class RegistryClient:
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _verify(self, url: str) -> bool | str:
-        """``verify=`` for a request to ``url``: explicit, so REQUESTS_CA_BUNDLE cannot replace it."""
-        return self._trust(url).verify
+    def _tls(self, url: str) -> dict[str, Any]:
+        """``verify=`` (explicit, so REQUESTS_CA_BUNDLE cannot replace it) and ``cert=`` for ``url``."""
+        trust = self._trust(url)
+        return {"verify": trust.verify, "cert": trust.cert}
 
     def _trust(self, url: str) -> Trust:
         host = url.split("/", 3)[2] if "://" in url else self.ref.host
         return self.trust.for_host(host)
 
     def _tls_failed(self, url: str, exc: BaseException) -> RegistryError:
-        host = url.split("/", 3)[2]
+        host, reason = url.split("/", 3)[2], _short(exc)
         return RegistryError(
-            f"{self.label}: TLS failed with {host}: {_short(exc)} ({self._trust(url).advice(host)})"
+            f"{self.label}: TLS failed with {host}: {reason} ({self._trust(url).advice(host, reason)})"
         )
 
     def _send(self, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
         try:
-            return self.session.get(
-                url, headers=headers, stream=stream, timeout=TIMEOUT, verify=self._verify(url)
-            )
+            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT, **self._tls(url))
         except requests.exceptions.SSLError as exc:
             raise self._tls_failed(url, exc) from None
         except requests.exceptions.RetryError:
@@ -224,7 +223,8 @@ class RegistryClient:
     def _probe(self, url: str) -> None:
         """One GET of ``url`` through the adapter that never retries (any answer will do)."""
         request = self.session.prepare_request(requests.Request("GET", url))
-        settings = self.session.merge_environment_settings(url, {}, False, self._verify(url), None)
+        tls = self._tls(url)
+        settings = self.session.merge_environment_settings(url, {}, False, tls["verify"], tls["cert"])
         self._probe_adapter.send(request, timeout=TIMEOUT, **settings).close()
 
     def get(self, path: str, accept: str | None = None, stream: bool = False) -> requests.Response:
@@ -324,14 +324,12 @@ class RegistryClient:
                     "refresh_token": creds.identity_token,
                     "client_id": "layerleak",
                 }
-                resp = self.session.post(realm, data=form, timeout=TIMEOUT, verify=self._verify(realm))
+                resp = self.session.post(realm, data=form, timeout=TIMEOUT, **self._tls(realm))
             else:
                 auth = (
                     (creds.username, creds.password) if creds and creds.username and creds.password else None
                 )
-                resp = self.session.get(
-                    realm, params=query, auth=auth, timeout=TIMEOUT, verify=self._verify(realm)
-                )
+                resp = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT, **self._tls(realm))
         except requests.exceptions.SSLError as exc:
             raise self._tls_failed(realm, exc) from None
         except requests.RequestException as exc:
@@ -432,7 +430,7 @@ class RegistrySource(ImageSource):
             creds = find_credentials(self.ref.host, options.username, options.password)
         except RegistryError as exc:
             raise RegistryError(f"{target}: {exc.message}") from None
-        trust = TrustStore(options.insecure, options.ca_file, options.cert_dir)
+        trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.ref.host)
         self.client = RegistryClient(self.ref, creds, trust, target)
         self._sizes: dict[str, int | None] = {}
         self._platforms_seen: list[str | None] = []  # every platform the index lists, for errors

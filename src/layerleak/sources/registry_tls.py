@@ -17,6 +17,10 @@ chosen in this order, first match wins:
 The CAs of 2-4 are added to the bundle that 5 would use (as docker and podman add certs.d CAs to
 the system pool), so a registry that redirects blob downloads to public object storage still
 works. That combined bundle is written once per client to a private (0700) temporary directory.
+
+A client certificate for registries that ask for one (mutual TLS) is, whatever the CA choice,
+a ``NAME.cert`` with its ``NAME.key`` in ``--cert-dir`` (for the registry's own host), else in the
+host's certs.d directory: the docker convention is ``client.cert`` and ``client.key``.
 """
 
 from __future__ import annotations
@@ -47,12 +51,22 @@ def certs_d_roots() -> list[str]:
     ]
 
 
-def _crt_files(folder: str) -> list[str]:
+def _crt_files(folder: str, suffix: str = ".crt") -> list[str]:
     try:
         names = sorted(os.listdir(folder))
     except OSError:
         return []
-    return [os.path.join(folder, n) for n in names if n.endswith(".crt")]
+    return [os.path.join(folder, n) for n in names if n.endswith(suffix)]
+
+
+def client_pair(folder: str) -> tuple[str, str] | None:
+    """The first ``NAME.cert`` and its ``NAME.key`` in ``folder`` (a key is required)."""
+    for cert in _crt_files(folder, ".cert"):
+        key = cert.removesuffix(".cert") + ".key"
+        if not os.path.isfile(key):
+            raise UsageError(f"client certificate {cert} has no key {os.path.basename(key)} beside it")
+        return cert, key
+    return None
 
 
 def certs_d_dir(host: str) -> str | None:
@@ -80,11 +94,23 @@ class Trust:
     verify: bool | str  # False, or a CA bundle file (never True: the environment would win)
     origin: str  # "--insecure", "--ca-file /x.pem", "certs.d /etc/docker/certs.d/h:5000", ...
     explicit: bool  # chosen on the command line or in certs.d (not the environment's default)
+    cert: tuple[str, str] | None = None  # client certificate and key, for mutual TLS
 
-    def advice(self, host: str) -> str:
-        """What to try after a TLS failure, worded from what is configured."""
+    def advice(self, host: str, reason: str = "certificate verify failed") -> str:
+        """What to try after a TLS failure (``reason``, OpenSSL's words), worded from what is
+        configured."""
+        words = reason.lower()
+        if "alert" in words and "certificate" in words:  # the server refused our certificate
+            if self.cert is not None:
+                return f"{host} refused the client certificate {self.cert[0]}"
+            return (
+                f"{host} asks for a client certificate: put client.cert and client.key in "
+                f"certs.d/{host}/, or in a --cert-dir DIR"
+            )
         if self.verify is False:
             return "certificate checks are off (--insecure): the TLS handshake itself failed"
+        if "verify failed" not in words:
+            return f"the TLS handshake failed; certificates are checked with {self.origin}"
         if self.explicit:
             return (
                 f"verified with the CAs of {self.origin} and the default bundle: is that the CA "
@@ -112,28 +138,47 @@ def _read_pem(path: str, origin: str) -> bytes:
 class TrustStore:
     """Trust for each host a client talks to (the registry, its token realm, blob storage)."""
 
-    def __init__(self, insecure: bool, ca_file: str | None = None, cert_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        insecure: bool,
+        ca_file: str | None = None,
+        cert_dir: str | None = None,
+        registry_host: str | None = None,
+    ) -> None:
         self.insecure = insecure
         self.ca_file = ca_file
         self.cert_dir = cert_dir
+        self.registry_host = registry_host  # --cert-dir's client certificate goes to this host only
         self._hosts: dict[str, Trust] = {}
         self._tmp: str | None = None
-        if cert_dir is not None and not insecure and ca_file is None and not _crt_files(cert_dir):
-            raise UsageError(f"--cert-dir {cert_dir}: no *.crt file in it")
+        if cert_dir is not None and not _crt_files(cert_dir) and not _crt_files(cert_dir, ".cert"):
+            raise UsageError(f"--cert-dir {cert_dir}: no *.crt (CA) or *.cert (client) file in it")
 
     def for_host(self, host: str) -> Trust:
         trust = self._hosts.get(host)
         if trust is None:
-            trust = self._hosts[host] = self._decide(host)
+            trust = self._decide(host)
+            pair = self._client_cert(host)
+            if pair is not None:
+                trust = Trust(trust.verify, trust.origin, trust.explicit, pair)
+            self._hosts[host] = trust
         return trust
+
+    def _client_cert(self, host: str) -> tuple[str, str] | None:
+        if self.cert_dir is not None and host == self.registry_host:
+            pair = client_pair(self.cert_dir)
+            if pair is not None:
+                return pair
+        folder = certs_d_dir(host)
+        return client_pair(folder) if folder is not None else None
 
     def _decide(self, host: str) -> Trust:
         if self.insecure:
             return Trust(False, "--insecure", True)
         if self.ca_file is not None:
             return self._with_cas([self.ca_file], f"--ca-file {self.ca_file}")
-        if self.cert_dir is not None:
-            return self._with_cas(_crt_files(self.cert_dir), f"--cert-dir {self.cert_dir}")
+        if self.cert_dir is not None and (files := _crt_files(self.cert_dir)):
+            return self._with_cas(files, f"--cert-dir {self.cert_dir}")
         folder = certs_d_dir(host)
         if folder is not None and (files := _crt_files(folder)):
             return self._with_cas(files, f"certs.d {folder}")
