@@ -75,7 +75,7 @@ def main() -> None:
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
               help="Registries: also trust the CA certificates in this PEM file.")
 @click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
-              help="Registries: also trust the *.crt CA files in DIR (instead of certs.d/HOST).")
+              help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
