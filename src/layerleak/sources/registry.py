@@ -436,6 +436,7 @@ class RegistrySource(ImageSource):
         self._platforms_seen: list[str | None] = []  # every platform the index lists, for errors
 
     def images(self) -> list[ImageDesc]:
+        self._platforms_seen = []
         body, media = self.client.manifest(self.ref.ref)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         images = self._walk(body, media, digest, None, 0)
