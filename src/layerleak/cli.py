@@ -15,6 +15,7 @@ from layerleak.errors import LayerleakError
 from layerleak.findings.policy import EXIT_ERROR, exit_code, parse_fail_on
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.report.escape import escape
 from layerleak.report.json_report import render_json
 from layerleak.report.progress import layer_progress
 from layerleak.report.table import render_table
@@ -28,7 +29,7 @@ SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
 
 def _fail(message: str) -> None:
-    click.echo(f"layerleak: error: {message}", err=True)
+    click.echo(f"layerleak: error: {escape(message)}", err=True)
 
 
 def _check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -136,7 +137,7 @@ def scan(
                     if fatal:
                         _fail(line)
                     else:
-                        click.echo(f"layerleak: warning: {line}", err=True)
+                        click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 results.append(result)
     finally:
         if cache is not None:
