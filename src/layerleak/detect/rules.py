@@ -73,6 +73,8 @@ class Rule:
     # A file-presence rule (gitleaks' path-only rules): every file whose path matches
     # ``path_regex`` is one finding, its "secret" the path; the regex is not used.
     presence: bool = False
+    # Who issues the credential, for docs and tests; empty means the first part of the id.
+    provider: str = ""
 
 
 def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
@@ -136,7 +138,7 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
     known = {
         "id", "title", "severity", "keywords", "regex", "confidence", "entropy", "min_length",
         "window", "allowlist", "path", "generic", "examples", "description", "references",
-        "requires",
+        "requires", "provider",
     }
     unknown = set(table) - known
     if unknown:
@@ -191,6 +193,7 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
         allowlist=allowlist,
         path_regex=path_regex,
         generic=bool(table.get("generic", False)),
+        provider=str(table.get("provider", "")),
         examples=Examples(
             positive=_strs(examples_table.get("positive"), "examples.positive", rule_id),
             negative=_strs(examples_table.get("negative"), "examples.negative", rule_id),
