@@ -109,7 +109,7 @@ def scan(
     docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
     """
     try:
-        engine = Engine(load_rules(rule_paths), gate=gate)
+        engine = Engine(load_rules(rule_paths, warn=_warn), gate=gate)
     except ImportError:
         _fail("--gate hyperscan: the hyperscan package is not installed (pip install 'layerleak[accel]')")
         sys.exit(EXIT_ERROR)
@@ -159,6 +159,10 @@ def scan(
     sys.exit(exit_code(report, parse_fail_on(fail_on)))
 
 
+def _warn(message: str) -> None:
+    click.echo(f"layerleak: warning: {message}", err=True)
+
+
 def _plain(text: str, _style: str) -> str:
     return text
 
@@ -174,7 +178,7 @@ def _styler(text: str, style: str) -> str:
 def list_rules(rule_paths: tuple[Path, ...]) -> None:
     """List the rules in use (built-in plus --rules)."""
     try:
-        rules = load_rules(rule_paths)
+        rules = load_rules(rule_paths, warn=_warn)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
