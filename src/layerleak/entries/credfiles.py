@@ -30,7 +30,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from layerleak.detect import filters
+from layerleak.detect import filters, validity
 from layerleak.detect.engine import Engine
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.models import Confidence, Match
@@ -530,8 +530,10 @@ def with_credentials(path: str, data: bytes, found: list[Match], engine: Engine)
             continue
         engine_matches = [m for m in engine_matches if m not in overlapping]
         parsed.append(
-            Match(rule_id=rule.id, secret=cred.secret, offset=offset, line=line_no,
-                  confidence=rule.confidence)
+            validity.judged(
+                Match(rule_id=rule.id, secret=cred.secret, offset=offset, line=line_no,
+                      confidence=rule.confidence)
+            )
         )
     # In a parsed file, a generic match that overlaps a specific one is the same value seen twice.
     engine_matches = [
