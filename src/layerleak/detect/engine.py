@@ -17,7 +17,7 @@ from typing import IO, Any
 import ahocorasick
 import numpy as np
 
-from layerleak.detect import filters
+from layerleak.detect import filters, validity
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.detect.gate import make_gate
 from layerleak.detect.rules import (
@@ -235,12 +235,14 @@ class Engine:
                             for a, hit in zip(comp.allowlists, on_path, strict=True)
                         ):
                             continue
-                    found[key] = Match(
-                        rule_id=comp.rule.id,
-                        secret=secret,
-                        offset=offset,
-                        line=0,
-                        confidence=comp.rule.confidence,
+                    found[key] = validity.judged(
+                        Match(
+                            rule_id=comp.rule.id,
+                            secret=secret,
+                            offset=offset,
+                            line=0,
+                            confidence=comp.rule.confidence,
+                        )
                     )
         return _with_lines(data, self._unshadowed(list(found.values())))
 
@@ -304,13 +306,7 @@ class Engine:
             for m in self._scan(buf, path):
                 if m.offset >= limit:
                     continue
-                yield Match(
-                    rule_id=m.rule_id,
-                    secret=m.secret,
-                    offset=base + m.offset,
-                    line=base_line + m.line - 1,
-                    confidence=m.confidence,
-                )
+                yield dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1)
             if not more:
                 return
             dropped = max(0, len(buf) - OVERLAP)

@@ -134,6 +134,7 @@ def assemble(
                 redacted=redacted_of(match),
                 secret=secret_of(match) if show_secrets else None,
                 reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
+                validity=match.validity,
             )
         )
     findings = dedup(findings)
