@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -12,12 +14,12 @@ from layerleak.detect.engine import Engine
 from layerleak.detect.gate import GATES
 from layerleak.detect.rules import load_rules
 from layerleak.errors import LayerleakError
-from layerleak.findings.policy import EXIT_ERROR, exit_code, parse_fail_on
+from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exit_code, parse_fail_on
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
-from layerleak.report.json_report import render_json
+from layerleak.report.formats import FORMATS, renderer
+from layerleak.report.interface import RenderOptions
 from layerleak.report.progress import layer_progress
-from layerleak.report.table import render_table
 from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
 from layerleak.scan.layers import default_jobs
 from layerleak.sources.interface import SourceOptions
@@ -39,8 +41,12 @@ def main() -> None:
 
 @main.command()
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colours in the table (auto: on a terminal, unless NO_COLOR is set).")
+@click.option("--exit-zero", is_flag=True,
+              help="Exit 0 even with findings (report-only jobs); errors still exit 2.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the report to FILE instead of stdout.")
 @click.option("--show-secrets", is_flag=True,
@@ -85,6 +91,8 @@ def scan(
     no_cache: bool,
     jobs: int | None,
     gate: str,
+    color: str,
+    exit_zero: bool,
 ) -> None:
     """Scan images for secrets.
 
@@ -125,11 +133,34 @@ def scan(
         if cache is not None:
             cache.close()
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
-    if fmt == "json":
-        text = render_json(report)
-    else:
-        color = output is None and sys.stdout.isatty()
-        text = render_table(report, _styler if color else _plain)
+    _emit(report, fmt, output, color, RenderOptions(rules={r.id: r for r in engine.rules}))
+    code = exit_code(report, parse_fail_on(fail_on))
+    sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
+
+
+def _terminal_width(to_terminal: bool) -> int | None:
+    """COLUMNS when set, else the terminal's width; None (never cut) for a file or a pipe."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if to_terminal else None
+
+
+def _use_color(choice: str, to_terminal: bool) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return to_terminal and not os.environ.get("NO_COLOR")
+
+
+def _emit(report: ScanReport, fmt: str, output: Path | None, color: str, options: RenderOptions) -> None:
+    to_terminal = output is None and sys.stdout.isatty()
+    options = RenderOptions(
+        rules=options.rules,
+        width=_terminal_width(to_terminal) if output is None else None,
+        color=_use_color(color, to_terminal),
+        warn=lambda line: click.echo(f"layerleak: warning: {line}", err=True),
+    )
+    text = renderer(fmt).render(report, options)
     if output is not None:
         try:
             output.write_text(text, encoding="utf-8")
@@ -138,17 +169,6 @@ def scan(
             sys.exit(EXIT_ERROR)
     else:
         click.echo(text, nl=False)
-    sys.exit(exit_code(report, parse_fail_on(fail_on)))
-
-
-def _plain(text: str, _style: str) -> str:
-    return text
-
-
-def _styler(text: str, style: str) -> str:
-    if style == "bold":
-        return click.style(text, bold=True)
-    return click.style(text, fg=style) if style else text
 
 
 @main.command("rules")

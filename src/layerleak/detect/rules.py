@@ -67,6 +67,10 @@ class Rule:
     # From gitleaks files (layerleak.detect.gitleaks). No keywords there means "every chunk".
     allowlists: tuple[Allowlist, ...] = ()
     secret_groups: tuple[int, ...] = ()  # tried before ``secret``: the first non-empty one wins
+    # For people, not for matching (reports: SARIF rule help, ``rules show``): what the secret is
+    # and how to revoke it; the title stands in for a missing description.
+    description: str | None = None
+    references: tuple[str, ...] = ()  # URLs: the provider's token format and revocation docs
 
 
 def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
@@ -171,6 +175,9 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
         confidence = Confidence.parse(str(table.get("confidence", "high")))
     except ValueError as exc:
         raise RuleError(f"rule {rule_id}: {exc}") from None
+    description = table.get("description")
+    if description is not None and not isinstance(description, str):
+        raise RuleError(f"rule {rule_id}: description must be a string")
     return Rule(
         id=rule_id,
         title=str(table.get("title", rule_id)),
@@ -192,6 +199,8 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
                                rule_id),
         ),
         origin=origin,
+        description=" ".join(description.split()) if description else None,
+        references=_strs(table.get("references"), "references", rule_id),
     )
 
 
