@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,8 +14,10 @@ from layerleak import __version__
 from layerleak.detect.engine import Engine
 from layerleak.detect.gate import GATES
 from layerleak.detect.rules import load_rules
-from layerleak.errors import LayerleakError
+from layerleak.detect.select import select_rules
+from layerleak.errors import LayerleakError, UsageError
 from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exit_code, parse_fail_on
+from layerleak.findings.suppress import Baseline, Suppressor
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
 from layerleak.report.formats import FORMATS, renderer
@@ -22,6 +25,7 @@ from layerleak.report.interface import RenderOptions
 from layerleak.report.progress import layer_progress
 from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
 from layerleak.scan.layers import default_jobs
+from layerleak.settings import Settings, find_config, load_settings
 from layerleak.sources.interface import SourceOptions
 from layerleak.store.cache import LayerCache
 
@@ -75,7 +79,19 @@ def main() -> None:
 @click.option("--gate", type=click.Choice(GATES), default="auto", show_default=True,
               help="Keyword gate: hyperscan (when installed), re2, or none (the automaton reads every "
                    "byte: slow, for comparisons). Findings are the same with each.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+              help="Leave out findings already in this JSON report (`layerleak baseline`); "
+                   "they are counted, and do not change the exit code.")
+@click.option("--enable-rule", "enable_rules", multiple=True, metavar="ID",
+              help="Turn on a rule that .layerleak.toml disables; repeatable, globs allowed.")
+@click.option("--disable-rule", "disable_rules", multiple=True, metavar="ID",
+              help="Turn a rule off; repeatable, globs allowed (generic-*).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+              expose_value=False, callback=lambda ctx, _p, v: _load_config(ctx, v),
+              help="Settings file  [default: ./.layerleak.toml when present].")
+@click.pass_context
 def scan(
+    ctx: click.Context,
     targets: tuple[str, ...],
     fmt: str,
     output: Path | None,
@@ -93,14 +109,21 @@ def scan(
     gate: str,
     color: str,
     exit_zero: bool,
+    baseline: Path | None,
+    enable_rules: tuple[str, ...],
+    disable_rules: tuple[str, ...],
 ) -> None:
     """Scan images for secrets.
 
     TARGET is docker-archive:PATH, oci-archive:PATH, oci:DIR[:REF], docker-daemon:NAME[:TAG],
     docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
     """
+    settings: Settings = ctx.meta.get(SETTINGS_KEY, Settings())
     try:
-        engine = Engine(load_rules(rule_paths), gate=gate)
+        rules = select_rules(load_rules(rule_paths), disable_rules, enable_rules,
+                             config_disable=settings.disable_rules, config_enable=settings.enable_rules)
+        suppressor = Suppressor(Baseline.load(baseline) if baseline else None, settings.ignores)
+        engine = Engine(rules, gate=gate)
     except ImportError:
         _fail("--gate hyperscan: the hyperscan package is not installed (pip install 'layerleak[accel]')")
         sys.exit(EXIT_ERROR)
@@ -119,6 +142,8 @@ def scan(
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
+    for note in suppressor.notes():
+        click.echo(f"layerleak: warning: {note}", err=True)
     results: list[TargetResult] = []
     try:
         with layer_progress(not no_progress) as progress:
@@ -128,7 +153,7 @@ def scan(
                         _fail(line)
                     else:
                         click.echo(f"layerleak: warning: {line}", err=True)
-                results.append(result)
+                results.append(suppressor.apply(result))
     finally:
         if cache is not None:
             cache.close()
@@ -136,6 +161,71 @@ def scan(
     _emit(report, fmt, output, color, RenderOptions(rules={r.id: r for r in engine.rules}))
     code = exit_code(report, parse_fail_on(fail_on))
     sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
+
+
+@main.command("baseline")
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="The baseline file to write (a JSON report, secrets redacted).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of a multi-platform image.")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Extra rule file or directory; repeatable.")
+@click.option("--min-confidence", type=click.Choice(["low", "medium", "high"], case_sensitive=False),
+              default="medium", show_default=True)
+@click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
+              expose_value=False, callback=lambda ctx, _p, v: _load_config(ctx, v, defaults=False),
+              help="Settings file (its [rules] apply)  [default: ./.layerleak.toml when present].")
+@click.pass_context
+def baseline_command(ctx: click.Context, /, targets: tuple[str, ...], **options: Any) -> None:
+    """Record the findings of TARGET now, so that `scan --baseline FILE` reports only new ones.
+
+    The file is a JSON report: a finding is matched by its fingerprint and path, never by line
+    or layer digest, so a rebuilt image matches its baseline.
+    """
+    ctx.invoke(scan, targets=targets, fmt="json", fail_on="none", show_secrets=False, baseline=None,
+               **options)
+
+
+SETTINGS_KEY = "layerleak.settings"
+
+
+def _load_config(ctx: click.Context, explicit: Path | None, defaults: bool = True) -> None:
+    """Read .layerleak.toml (or --config) before any other option: its [scan] table becomes the
+    defaults of the command's options (the command line still wins)."""
+    try:
+        settings = load_settings(find_config(explicit))
+        if defaults:
+            ctx.default_map = {**(ctx.default_map or {}), **_option_defaults(ctx.command, settings)}
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    ctx.meta[SETTINGS_KEY] = settings
+
+
+def _option_defaults(command: click.Command, settings: Settings) -> dict[str, Any]:
+    """[scan] keys (option long names: ``fail-on``) as click parameter names, paths relative to
+    the file; a key that is no option of the command is an error naming the file and the key."""
+    by_name: dict[str, click.Parameter] = {}
+    for param in command.params:
+        for opt in param.opts:
+            if opt.startswith("--") and param.name not in ("config_path", "password_stdin"):
+                by_name[opt[2:]] = param
+    out: dict[str, Any] = {}
+    for key, value in settings.scan.items():
+        found = by_name.get(key)
+        if found is None or found.name is None:
+            raise UsageError(f"{settings.path}: [scan]: unknown key {key!r} (not a `layerleak "
+                             f"{command.name}` option)")
+        if isinstance(found.type, click.Path) and settings.path is not None:
+            base = settings.path.parent
+            value = [str(base / v) for v in value] if isinstance(value, list) else str(base / str(value))
+        out[found.name] = value
+    return out
 
 
 def _terminal_width(to_terminal: bool) -> int | None:

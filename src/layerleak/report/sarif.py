@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from layerleak import __version__
+from layerleak.findings.suppress import match_path
 from layerleak.models import Finding, ScanReport, Severity, SourceKind
 from layerleak.report.interface import Renderer, RenderOptions
 from layerleak.report.table import fate, step_text
@@ -44,17 +45,6 @@ ROTATE = (
     "Rotate (revoke and replace) this secret: anyone who can pull the image can extract it, from "
     "any layer, even if a later layer deleted or overwrote the file."
 )
-
-
-def match_path(f: Finding) -> str:
-    """The path part of a finding's identity across rebuilds: the in-image path (and the member of
-    an archive), or the config key; never a line number or a layer digest."""
-    loc = f.location
-    if loc.source is SourceKind.LAYER:
-        return (loc.path or "") + (f" ! {loc.inner_path}" if loc.inner_path else "")
-    if loc.source is SourceKind.CONFIG:
-        return f"config:{loc.key or ''}"
-    return "history"
 
 
 def _uri(f: Finding) -> str:
