@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -13,16 +14,18 @@ import click
 from layerleak import __version__
 from layerleak.detect.engine import Engine
 from layerleak.detect.gate import GATES
-from layerleak.detect.rules import load_rules
+from layerleak.detect.rules import Rule, load_rules, ruleset_hash
 from layerleak.detect.select import select_rules
 from layerleak.errors import LayerleakError, UsageError
 from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exit_code, parse_fail_on
 from layerleak.findings.suppress import Baseline, Suppressor
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
 from layerleak.report.interface import RenderOptions
 from layerleak.report.progress import layer_progress
+from layerleak.report.rules import rule_detail, rule_dict, rules_json, rules_table
 from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
 from layerleak.scan.layers import default_jobs
 from layerleak.settings import Settings, find_config, load_settings
@@ -261,15 +264,40 @@ def _emit(report: ScanReport, fmt: str, output: Path | None, color: str, options
         click.echo(text, nl=False)
 
 
-@main.command("rules")
-@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path))
-def list_rules(rule_paths: tuple[Path, ...]) -> None:
-    """List the rules in use (built-in plus --rules)."""
+@main.group("rules", invoke_without_command=True)
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Extra rule file or directory (our TOML or gitleaks TOML); repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+def rules_group(ctx: click.Context, rule_paths: tuple[Path, ...], fmt: str) -> None:
+    """List the rules in use (built-in plus --rules); `rules show ID` for one in full."""
+    ctx.obj = rule_paths
+    if ctx.invoked_subcommand is not None:
+        return
+    rules = _rules_or_exit(rule_paths)
+    click.echo(rules_json(rules, ruleset_hash(rules)) if fmt == "json" else rules_table(rules), nl=False)
+
+
+@rules_group.command("show")
+@click.argument("rule_id", metavar="ID")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def rules_show(rule_paths: tuple[Path, ...], rule_id: str, fmt: str) -> None:
+    """One rule: its regex, keywords, checks, examples and references."""
+    rules = {r.id: r for r in _rules_or_exit(rule_paths)}
+    rule = rules.get(rule_id)
+    if rule is None:
+        near = [r for r in sorted(rules) if rule_id.lower() in r]
+        hint = f" (did you mean {', '.join(near[:5])}?)" if near else " (see `layerleak rules`)"
+        _fail(f"no rule {escape(rule_id)!r}{hint}")
+        sys.exit(EXIT_ERROR)
+    text = json.dumps(rule_dict(rule), indent=2) + "\n" if fmt == "json" else rule_detail(rule)
+    click.echo(text, nl=False)
+
+
+def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
     try:
-        rules = load_rules(rule_paths)
+        return load_rules(rule_paths)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
-    for rule in sorted(rules, key=lambda r: r.id):
-        click.echo(f"{rule.id:<40} {str(rule.severity):<9} {rule.title}")
-    click.echo(f"{len(rules)} rules")
