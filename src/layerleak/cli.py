@@ -301,3 +301,91 @@ def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
+
+
+@main.command("layers")
+@click.argument("target", metavar="TARGET")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of a multi-platform image.")
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Extra rule file or directory; repeatable.")
+@click.option("--min-confidence", type=click.Choice(["low", "medium", "high"], case_sensitive=False),
+              default="medium", show_default=True, help="Count findings at or above this confidence.")
+@click.option("--show-secrets", is_flag=True, help="Do not scrub secrets out of the build steps.")
+@click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tuple[Path, ...],
+                   min_confidence: str, show_secrets: bool, username: str | None, password_stdin: bool,
+                   insecure: bool, no_cache: bool, no_progress: bool) -> None:
+    """The image's build, step by step: each layer's digest, size, step, files added, deleted
+    and overwritten, and its findings by status; steps that made no layer in place."""
+    from layerleak.report.layers import layers_json, layers_table
+    from layerleak.scan.timeline import timelines
+    from layerleak.sources.targets import open_target
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    source_options = SourceOptions(username=username, password=password, insecure=insecure, platform=platform)
+    cache = None
+    try:
+        engine = Engine(load_rules(rule_paths))
+        cache = None if no_cache else LayerCache.open_default()
+        with layer_progress(not no_progress) as progress, open_target(target, source_options) as source:
+            found = timelines(source, engine, ScanOptions(show_secrets=show_secrets, platform=platform),
+                              progress, jobs=default_jobs(), cache=cache,
+                              min_confidence=Confidence.parse(min_confidence))
+    except LayerleakError as exc:
+        message = exc.diagnostics()
+        _fail(message if target in message else f"{target}: {message}")
+        sys.exit(EXIT_ERROR)
+    finally:
+        if cache is not None:
+            cache.close()
+    to_terminal = sys.stdout.isatty()
+    text = layers_json(target, found) if fmt == "json" else layers_table(found, _terminal_width(to_terminal))
+    click.echo(text, nl=False)
+    broken = any(e.fatal for t in found for e in t.result.errors)
+    sys.exit(EXIT_ERROR if broken else EXIT_CLEAN)
+
+
+@main.command("extract")
+@click.argument("target", metavar="TARGET")
+@click.argument("path", metavar="PATH")
+@click.option("--layer", "layer_index", type=click.IntRange(min=0), required=True,
+              help="The layer index (`layerleak layers TARGET` lists them).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to create (never overwritten; mode 0600).")
+@click.option("--tar", "as_tar", is_flag=True, help="Write a tar of PATH as stored (needed for a directory).")
+@click.option("--image", "image_name", metavar="NAME", help="The image, when TARGET holds several.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of a multi-platform image.")
+@click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+def extract_command(target: str, path: str, layer_index: int, output: Path, as_tar: bool,
+                    image_name: str | None, platform: str | None, username: str | None,
+                    password_stdin: bool, insecure: bool) -> None:
+    """Write PATH exactly as layer N stores it, even if a later layer deleted it (evidence).
+
+    Prints the sha256 of what was written and the layer's digests. Symbolic links are never
+    followed; nothing is written but the -o file.
+    """
+    from layerleak.layers.extract import extract
+    from layerleak.sources.targets import open_target
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    source_options = SourceOptions(username=username, password=password, insecure=insecure, platform=platform)
+
+    try:
+        done = extract(lambda: open_target(target, source_options), path, layer_index, output,
+                       image_name=image_name, platform=platform, as_tar=as_tar)
+    except LayerleakError as exc:
+        message = exc.diagnostics()
+        _fail(escape(message if target in message else f"{target}: {message}"))
+        sys.exit(EXIT_ERROR)
+    what = f"tar of {done.members} member{'s' if done.members != 1 else ''}" if done.as_tar else "file"
+    via = f" (hard link {escape(done.via_link)})" if done.via_link else ""
+    click.echo(f"sha256:{done.sha256}  {done.size} bytes  {what}  {escape(done.path)}{via}")
+    click.echo(f"layer {done.layer_index}  diff_id {done.diff_id or '-'}  blob {done.blob_digest or '-'}")
+    click.echo(f"image {escape(done.image)}  written to {escape(str(output))}")

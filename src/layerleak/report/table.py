@@ -98,7 +98,7 @@ def fit_step(step: str, width: int | None) -> str:
     return cut_middle(text, width, tail)
 
 
-def _size(n: int) -> str:
+def human_size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
         if value < 1000 or unit == "GB":
@@ -153,7 +153,7 @@ def render_image(image: ImageResult, style: Style, width: int | None = WIDTH) ->
     meta = [image.image_id[:19] + ELLIPSIS if image.image_id else None, image.platform]
     summary = (
         "  " + "  ".join(_one_line(m) for m in meta if m)
-        + f"  {_plural(len(image.layers), 'layer')}, {_size(image.bytes_scanned)} scanned, "
+        + f"  {_plural(len(image.layers), 'layer')}, {human_size(image.bytes_scanned)} scanned, "
         + _plural(len(image.findings), "finding")
     )
     extras = []

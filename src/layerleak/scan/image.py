@@ -42,6 +42,21 @@ def scan_source(
 ) -> list[ImageResult]:
     """``jobs`` > 1 scans file-backed layers in that many processes; ``cache`` skips layers
     already scanned (both give the same findings as the plain path: see scan/layers.py)."""
+    images, scans = layer_phase(source, engine, options, progress, jobs=jobs, cache=cache)
+    return [assemble(source.target, image, scans, engine, options.show_secrets) for image in images]
+
+
+def layer_phase(
+    source: ImageSource,
+    engine: Engine,
+    options: ScanOptions,
+    progress: ProgressHook | None = None,
+    *,
+    jobs: int = 1,
+    cache: LayerCache | None = None,
+) -> tuple[list[ImageDesc], dict[str, LayerScan]]:
+    """The wanted images of ``source`` and the scan of each of their layers, by layer key
+    (what :func:`scan_source` assembles; ``layerleak layers`` also counts their files)."""
     scans: dict[str, LayerScan] = {}
     if source.streaming:
         for key, stream in source.blobs(None):
@@ -54,4 +69,4 @@ def scan_source(
         scans = scan_layers(source, refs, engine, plan, progress)
     if options.platform and not images:
         raise LayerleakError(f"{source.target}: no image for platform {options.platform}")
-    return [assemble(source.target, image, scans, engine, options.show_secrets) for image in images]
+    return images, scans
