@@ -29,6 +29,7 @@ from layerleak.report.rules import rule_detail, rule_dict, rules_json, rules_tab
 from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
 from layerleak.scan.layers import default_jobs
 from layerleak.settings import Settings, find_config, load_settings
+from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
 from layerleak.store.cache import LayerCache
 
@@ -36,7 +37,16 @@ SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
 
 def _fail(message: str) -> None:
-    click.echo(f"layerleak: error: {message}", err=True)
+    click.echo(f"layerleak: error: {escape(message)}", err=True)
+
+
+def _check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            platforms.parse(value)
+        except LayerleakError as exc:
+            raise click.BadParameter(exc.message) from None
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,7 +70,7 @@ def main() -> None:
               help="Put whole secrets in the report (for responders who must rotate them).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default="low",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", callback=_check_platform,
               help="Scan only this platform of a multi-platform image.")
 @click.option("--rules", "rule_paths", multiple=True,
               type=click.Path(exists=True, path_type=Path),
@@ -75,6 +85,10 @@ def main() -> None:
               help="Read the registry password from stdin (else env LAYERLEAK_PASSWORD).")
 @click.option("--insecure", is_flag=True,
               help="Registries: allow plain HTTP and do not verify TLS certificates.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="Registries: also trust the CA certificates in this PEM file.")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
@@ -107,6 +121,8 @@ def scan(
     username: str | None,
     password_stdin: bool,
     insecure: bool,
+    ca_file: str | None,
+    cert_dir: str | None,
     no_cache: bool,
     jobs: int | None,
     gate: str,
@@ -123,7 +139,7 @@ def scan(
     """
     settings: Settings = ctx.meta.get(SETTINGS_KEY, Settings())
     try:
-        rules = select_rules(load_rules(rule_paths), disable_rules, enable_rules,
+        rules = select_rules(load_rules(rule_paths, warn=_warn), disable_rules, enable_rules,
                              config_disable=settings.disable_rules, config_enable=settings.enable_rules)
         suppressor = Suppressor(Baseline.load(baseline) if baseline else None, settings.ignores)
         engine = Engine(rules, gate=gate)
@@ -136,7 +152,8 @@ def scan(
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
-        source=SourceOptions(username=username, password=password, insecure=insecure, platform=platform),
+        source=SourceOptions(username=username, password=password, insecure=insecure,
+                             ca_file=ca_file, cert_dir=cert_dir, platform=platform),
         jobs=jobs or default_jobs(),
         min_confidence=Confidence.parse(min_confidence),
     )
@@ -155,7 +172,7 @@ def scan(
                     if fatal:
                         _fail(line)
                     else:
-                        click.echo(f"layerleak: warning: {line}", err=True)
+                        click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 results.append(suppressor.apply(result))
     finally:
         if cache is not None:
@@ -170,7 +187,8 @@ def scan(
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="The baseline file to write (a JSON report, secrets redacted).")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of a multi-platform image.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", callback=_check_platform,
+              help="Only this platform of a multi-platform image.")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Extra rule file or directory; repeatable.")
 @click.option("--min-confidence", type=click.Choice(["low", "medium", "high"], case_sensitive=False),
@@ -264,6 +282,10 @@ def _emit(report: ScanReport, fmt: str, output: Path | None, color: str, options
         click.echo(text, nl=False)
 
 
+def _warn(message: str) -> None:
+    click.echo(f"layerleak: warning: {message}", err=True)
+
+
 @main.group("rules", invoke_without_command=True)
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Extra rule file or directory (our TOML or gitleaks TOML); repeatable.")
@@ -297,7 +319,7 @@ def rules_show(rule_paths: tuple[Path, ...], rule_id: str, fmt: str) -> None:
 
 def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
     try:
-        return load_rules(rule_paths)
+        return load_rules(rule_paths, warn=_warn)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -306,7 +328,8 @@ def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
 @main.command("layers")
 @click.argument("target", metavar="TARGET")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of a multi-platform image.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", callback=_check_platform,
+              help="Only this platform of a multi-platform image.")
 @click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Extra rule file or directory; repeatable.")
 @click.option("--min-confidence", type=click.Choice(["low", "medium", "high"], case_sensitive=False),
@@ -359,7 +382,8 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
               help="The file to create (never overwritten; mode 0600).")
 @click.option("--tar", "as_tar", is_flag=True, help="Write a tar of PATH as stored (needed for a directory).")
 @click.option("--image", "image_name", metavar="NAME", help="The image, when TARGET holds several.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of a multi-platform image.")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", callback=_check_platform,
+              help="Only this platform of a multi-platform image.")
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")

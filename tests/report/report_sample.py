@@ -15,6 +15,7 @@ from layerleak.models import (
     SourceKind,
     Status,
     TargetResult,
+    Validity,
 )
 
 DIGEST = "sha256:" + "ab" * 32
@@ -33,11 +34,12 @@ STEPS = (
 
 
 def finding(rule_id: str, title: str, severity: Severity, location: Location, fp: str, redacted: str,
-            confidence: Confidence = Confidence.HIGH, others: tuple[Location, ...] = ()) -> Finding:
+            confidence: Confidence = Confidence.HIGH, others: tuple[Location, ...] = (),
+            validity: Validity | None = None) -> Finding:
     return Finding(
         rule_id=rule_id, title=title, severity=severity, confidence=confidence, target=TARGET,
         image="leaky:latest", image_id=IMAGE_ID, location=location, fingerprint=fp, redacted=redacted,
-        other_locations=others,
+        other_locations=others, validity=validity,
     )
 
 
@@ -52,6 +54,7 @@ def sample_report() -> ScanReport:
         Location(source=SourceKind.LAYER, layer_index=0, layer_digest=DIGEST, created_by=STEPS[0],
                  path="/root/.aws/credentials", line=2, status=Status.DELETED, removed_in_layer=1),
         "0123456789abcdef0123456789abcdef", "AKIA******** (20 chars)",
+        validity=Validity("parsed", (("account", "123456789012"), ("key_type", "long-term"))),
     )
     pem = finding(
         "private-key", "Private key", Severity.CRITICAL,

@@ -106,7 +106,8 @@ class IgnoreEntry:
             (self.fingerprint is None or f.fingerprint == self.fingerprint)
             and (self.rule is None or fnmatchcase(f.rule_id, self.rule))
             and (self.path is None or (loc.path is not None and fnmatchcase(loc.path, self.path)))
-            and (self.image is None or fnmatchcase(f.image, self.image) or fnmatchcase(f.target, self.image))
+            and (self.image is None or fnmatchcase(f.image or "", self.image)
+                 or fnmatchcase(f.target, self.image))
         )
 
     def describe(self) -> str:

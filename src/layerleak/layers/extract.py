@@ -30,7 +30,7 @@ from layerleak.errors import LayerleakError, UsageError
 from layerleak.layers.decompress import open_decompressed
 from layerleak.layers.walk import OPAQUE, WHITEOUT_PREFIX, normalize
 from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
-from layerleak.sources.layout import platform_matches
+from layerleak.sources.platforms import select
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -111,7 +111,7 @@ class _Hashing(io.RawIOBase):
 
 def pick_image(images: list[ImageDesc], name: str | None, target: str, platform: str | None = None
                ) -> ImageDesc:
-    images = [i for i in images if platform_matches(i.platform, platform)]
+    images = select(images, platform, target)
     if name is not None:
         chosen = [i for i in images if name in (i.name, i.image_id)]
         if not chosen:

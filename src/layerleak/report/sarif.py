@@ -83,15 +83,20 @@ def _rule_descriptor(rule_id: str, f: Finding, options: RenderOptions) -> dict[s
     return descriptor
 
 
+def image_name(f: Finding) -> str:
+    return f.image if f.image is not None else f"{f.target} (layers of no known image)"
+
+
 def _logical(f: Finding) -> list[dict[str, Any]]:
     loc = f.location
-    out: list[dict[str, Any]] = [{"name": f.image, "fullyQualifiedName": f.image, "kind": "module"}]
+    image = image_name(f)
+    out: list[dict[str, Any]] = [{"name": image, "fullyQualifiedName": image, "kind": "module"}]
     if loc.layer_index is not None:
         layer = f"layer {loc.layer_index}"
-        out.append({"name": layer, "fullyQualifiedName": f"{f.image}/{layer} ({loc.layer_digest})",
+        out.append({"name": layer, "fullyQualifiedName": f"{image}/{layer} ({loc.layer_digest})",
                     "kind": "namespace"})
     elif loc.key:
-        out.append({"name": loc.key, "fullyQualifiedName": f"{f.image}/{loc.key}", "kind": "member"})
+        out.append({"name": loc.key, "fullyQualifiedName": f"{image}/{loc.key}", "kind": "member"})
     status = fate(f) or ("in the image config" if loc.source is SourceKind.CONFIG else "in the build history")
     out.append({"name": status, "kind": "object"})
     return out
@@ -112,7 +117,7 @@ def _message(f: Finding) -> str:
             where += f": `{step_text(loc.created_by)}`"
     others = ", ".join(str(x.layer_index) for x in f.other_locations)
     also = f" Also in layers {others}." if others else ""
-    return f"{f.title} in {where} of {f.image}: {f.redacted}.{also} Rotate it."
+    return f"{f.title} in {where} of {image_name(f)}: {f.redacted}.{also} Rotate it."
 
 
 def partial_fingerprint(f: Finding) -> str:
@@ -144,6 +149,7 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
             "removedInLayer": f.location.removed_in_layer,
             "confidence": str(f.confidence),
             "fingerprint": f.fingerprint,
+            "validity": f.validity.as_dict() if f.validity is not None else None,
         },
     }
 

@@ -149,7 +149,8 @@ def render_image(image: ImageResult, style: Style, width: int | None = WIDTH) ->
     def inner(indent: int) -> int | None:
         return None if width is None else max(width - indent, 20)
 
-    lines = [style(cut_end(_one_line(image.image), width), "bold")]
+    head = image.image if image.image is not None else "(layers of no known image)"
+    lines = [style(cut_end(_one_line(head), width), "bold")]
     meta = [image.image_id[:19] + ELLIPSIS if image.image_id else None, image.platform]
     summary = (
         "  " + "  ".join(_one_line(m) for m in meta if m)

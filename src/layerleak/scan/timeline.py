@@ -17,11 +17,12 @@ from layerleak.detect.engine import Engine
 from layerleak.findings.build import assemble
 from layerleak.findings.redact import scrub_build_args
 from layerleak.layers.history import history_entries
-from layerleak.layers.walk import KIND_DIR, LayerScan
+from layerleak.layers.walk import KIND_DIR, LayerScan, scan_layer
 from layerleak.models import Confidence, ImageResult, SourceKind
-from layerleak.scan.image import ScanOptions, layer_phase
-from layerleak.scan.layers import ProgressHook
+from layerleak.scan.image import ScanOptions
+from layerleak.scan.layers import LayerPlan, ProgressHook, scan_layers
 from layerleak.sources.interface import ImageDesc, ImageSource
+from layerleak.sources.platforms import select
 from layerleak.store.cache import LayerCache
 
 
@@ -131,8 +132,18 @@ def timelines(
     cache: LayerCache | None = None,
     min_confidence: Confidence = Confidence.MEDIUM,
 ) -> list[Timeline]:
-    """Each wanted image's timeline; findings below ``min_confidence`` are not counted."""
-    images, scans = layer_phase(source, engine, options, progress, jobs=jobs, cache=cache)
+    """Each wanted image's timeline; findings below ``min_confidence`` are not counted. The
+    layer phase is :func:`~layerleak.scan.image.scan_source`'s (shared layers read once, the
+    cache used); a target cut short is an error here, where a scan still reports what it read."""
+    scans: dict[str, LayerScan] = {}
+    if source.streaming:
+        for key, stream in source.blobs(None):
+            scans[key] = scan_layer(key, stream, engine, progress(key, None) if progress else None)
+    images = select(source.images(), options.platform, source.target)
+    if not source.streaming:
+        refs = {layer.key: layer for image in images for layer in image.layers}
+        plan = LayerPlan(jobs=jobs, cache=cache, show_secrets=options.show_secrets)
+        scans = scan_layers(source, refs, engine, plan, progress)
     out = []
     for image in images:
         result = assemble(source.target, image, scans, engine, options.show_secrets)
