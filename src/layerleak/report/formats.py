@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from layerleak.report.html import HtmlRenderer
 from layerleak.report.interface import Renderer
 from layerleak.report.json_report import JsonlRenderer, JsonRenderer
 from layerleak.report.sarif import SarifRenderer
 from layerleak.report.table import TableRenderer
 
 RENDERERS: dict[str, Renderer] = {
-    r.name: r for r in (TableRenderer(), JsonRenderer(), JsonlRenderer(), SarifRenderer())
+    r.name: r for r in (TableRenderer(), JsonRenderer(), JsonlRenderer(), SarifRenderer(), HtmlRenderer())
 }
 FORMATS: tuple[str, ...] = tuple(RENDERERS)
 
