@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -23,7 +23,7 @@ from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
 from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
-from layerleak.report.interface import RenderOptions
+from layerleak.report.interface import Renderer, RenderOptions
 from layerleak.report.progress import layer_progress
 from layerleak.report.rules import rule_detail, rule_dict, rules_json, rules_table
 from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
@@ -164,6 +164,11 @@ def scan(
         sys.exit(EXIT_ERROR)
     for note in suppressor.notes():
         click.echo(f"layerleak: warning: {note}", err=True)
+    chosen = renderer(fmt)
+    render_options = _render_options(output, color, {r.id: r for r in engine.rules})
+    # A format of independent records (jsonl) is written as each target ends: a pipeline reads
+    # the first image's findings while the next is scanned.
+    stream = _open_output(output) if chosen.streams else None
     results: list[TargetResult] = []
     try:
         with layer_progress(not no_progress) as progress:
@@ -173,12 +178,19 @@ def scan(
                         _fail(line)
                     else:
                         click.echo(f"layerleak: warning: {escape(line)}", err=True)
-                results.append(suppressor.apply(result))
+                kept = suppressor.apply(result)
+                results.append(kept)
+                if stream is not None:
+                    chosen.write_target(kept, render_options, stream)
+                    stream.flush()
     finally:
         if cache is not None:
             cache.close()
+        if stream is not None and stream is not sys.stdout:
+            stream.close()
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
-    _emit(report, fmt, output, color, RenderOptions(rules={r.id: r for r in engine.rules}))
+    if stream is None:
+        _emit(report, chosen, output, render_options)
     code = exit_code(report, parse_fail_on(fail_on))
     sys.exit(EXIT_CLEAN if exit_zero and code == EXIT_FINDINGS else code)
 
@@ -263,15 +275,28 @@ def _use_color(choice: str, to_terminal: bool) -> bool:
     return to_terminal and not os.environ.get("NO_COLOR")
 
 
-def _emit(report: ScanReport, fmt: str, output: Path | None, color: str, options: RenderOptions) -> None:
+def _render_options(output: Path | None, color: str, rules: dict[str, Rule]) -> RenderOptions:
     to_terminal = output is None and sys.stdout.isatty()
-    options = RenderOptions(
-        rules=options.rules,
+    return RenderOptions(
+        rules=rules,
         width=_terminal_width(to_terminal) if output is None else None,
         color=_use_color(color, to_terminal),
         warn=lambda line: click.echo(f"layerleak: warning: {line}", err=True),
     )
-    text = renderer(fmt).render(report, options)
+
+
+def _open_output(output: Path | None) -> TextIO:
+    if output is None:
+        return sys.stdout
+    try:
+        return output.open("w", encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+        sys.exit(EXIT_ERROR)
+
+
+def _emit(report: ScanReport, chosen: Renderer, output: Path | None, options: RenderOptions) -> None:
+    text = chosen.render(report, options)
     if output is not None:
         try:
             output.write_text(text, encoding="utf-8")
@@ -279,7 +304,7 @@ def _emit(report: ScanReport, fmt: str, output: Path | None, color: str, options
             _fail(f"cannot write {output}: {exc.strerror}")
             sys.exit(EXIT_ERROR)
     else:
-        click.echo(text, nl=False)
+        click.echo(text, nl=False, color=options.color)  # click strips colours in a pipe unless told
 
 
 def _warn(message: str) -> None:
