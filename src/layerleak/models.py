@@ -58,6 +58,8 @@ class SourceKind(enum.Enum):
     LAYER = "layer"
     CONFIG = "config"
     HISTORY = "history"
+    ANNOTATION = "annotation"  # key: the annotation's name (manifest, index or descriptor)
+    ATTESTATION = "attestation"  # key: the in-toto statement's predicate and the field inside it
 
     def __str__(self) -> str:
         return self.value
@@ -76,6 +78,17 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class GitOrigin:
+    """Where a secret found in a git object database lives in the repository's history."""
+
+    commit: str | None  # the first commit whose tree (or message) holds it; None: no commit does
+    path: str | None  # its path in that commit's tree
+    object: str  # the blob (or commit, tag) id
+    reachable: bool  # the commit is reachable from HEAD, a branch or a tag
+    in_worktree: bool  # the same secret is still in the working-tree file at that path
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where a secret lives in an image."""
 
@@ -89,6 +102,7 @@ class Location:
     status: Status | None = None
     removed_in_layer: int | None = None
     key: str | None = None
+    git: GitOrigin | None = None  # a secret in a git repository's history (entries/gitrepo.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from layerleak.layers.walk import LayerScan, scan_layer
 from layerleak.models import (
     Confidence,
     Finding,
+    GitOrigin,
     ImageResult,
     LayerSummary,
     Location,
@@ -127,6 +128,7 @@ def assemble(
                         line=hit.match.line,
                         status=status,
                         removed_in_layer=removed,
+                        git=GitOrigin(*hit.git) if hit.git else None,
                     ),
                 )
             )

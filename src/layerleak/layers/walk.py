@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING
 import zstandard
 
 from layerleak.detect.engine import FILE_HEAD, Engine
-from layerleak.entries import provenance
+from layerleak.entries import gitrepo, provenance
 from layerleak.entries.content import scan_entry
 from layerleak.layers.decompress import open_decompressed
 from layerleak.models import Match
@@ -37,6 +37,7 @@ class FileHit:
     path: str
     match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
     inner_path: str | None = None
+    git: tuple[str | None, str | None, str, bool, bool] | None = None  # gitrepo.GitHit.origin
 
 
 @dataclass(slots=True)
@@ -117,10 +118,22 @@ _DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError)
 
 def _walk(stream: IO[bytes] | _Counting, result: LayerScan, engine: Engine, stop: int | None = None) -> None:
     tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
-    for member in tar:
-        if stop is not None and member.offset >= stop:
-            break
-        _visit(tar, member, result, engine)
+    repos = gitrepo.Collector()  # git object databases, read at the end of the layer
+    try:
+        for member in tar:
+            if stop is not None and member.offset >= stop:
+                break
+            _visit(tar, member, result, engine, repos)
+    finally:
+        if repos.repos:
+            _add_git(repos, result, engine)
+
+
+def _add_git(repos: gitrepo.Collector, result: LayerScan, engine: Engine) -> None:
+    current = ((h.path, h.match.rule_id, h.match.secret) for h in result.hits if isinstance(h.match, Match))
+    for hit in repos.finish(engine, current):
+        result.hits.append(FileHit(path=hit.path, match=hit.match, inner_path=hit.inner_path, git=hit.origin))
+    result.notes.extend(repos.notes)
 
 
 def merge(key: str, parts: list[LayerScan], size: int) -> LayerScan:
@@ -156,7 +169,9 @@ def _describe(exc: BaseException, at: int) -> str:
     return f"layer is corrupt after {at} uncompressed bytes: {text}"
 
 
-def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine) -> None:
+def _visit(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine, repos: gitrepo.Collector
+) -> None:
     path = normalize(member.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
@@ -170,7 +185,7 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     if not member.isreg() or member.size == 0:
         return
     f = tar.extractfile(member)
-    if f is None:
+    if f is None or repos.take(path, f):  # a git object file: read with its repository
         return
     first = f.read(FILE_HEAD)
     notes: list[str] = []

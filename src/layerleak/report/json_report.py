@@ -23,7 +23,16 @@ def location_dict(loc: Location) -> dict[str, Any]:
         "status": str(loc.status) if loc.status else None,
         "removed_in_layer": loc.removed_in_layer,
         "key": loc.key,
+        "git": _git(loc),
     }
+
+
+def _git(loc: Location) -> dict[str, Any] | None:
+    g = loc.git
+    if g is None:
+        return None
+    return {"commit": g.commit, "path": g.path, "object": g.object, "reachable": g.reachable,
+            "in_worktree": g.in_worktree}
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
