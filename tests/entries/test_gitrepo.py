@@ -255,3 +255,7 @@ def test_cli_reports_commit_path_and_status(tmp_path: Path, layerleak: Layerleak
         assert finding["git"]["commit"] == added and finding["git"]["path"] == "config/prod.env"
         assert finding["git"]["reachable"] is True and finding["git"]["in_worktree"] is False
         assert key not in run.stdout  # redacted, as everywhere
+    # The layer cache keeps the git origin: a cold and a warm run say the same.
+    cold = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--no-progress")
+    warm = layerleak("scan", "--no-progress", f"docker-archive:{archive}", "--format", "json")
+    assert cold.report["findings"] == warm.report["findings"] == run.report["findings"]
