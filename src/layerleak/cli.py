@@ -12,17 +12,15 @@ from layerleak.detect.engine import Engine
 from layerleak.detect.gate import GATES
 from layerleak.detect.rules import load_rules
 from layerleak.errors import LayerleakError
+from layerleak.findings.policy import EXIT_ERROR, exit_code, parse_fail_on
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
-from layerleak.parallel import default_jobs
-from layerleak.policy import EXIT_ERROR, exit_code, parse_fail_on
-from layerleak.policy import min_confidence as confidence_at_least
 from layerleak.report.json_report import render_json
 from layerleak.report.progress import layer_progress
 from layerleak.report.table import render_table
-from layerleak.scan import ScanOptions, scan_source
+from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
+from layerleak.scan.layers import default_jobs
 from layerleak.sources.interface import SourceOptions
-from layerleak.sources.targets import open_target
 from layerleak.store.cache import LayerCache
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
@@ -101,43 +99,32 @@ def scan(
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
-    options = ScanOptions(show_secrets=show_secrets, platform=platform)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    source_options = SourceOptions(username=username, password=password, insecure=insecure,
-                                   platform=platform)
-    results: list[TargetResult] = []
+    options = TargetOptions(
+        scan=ScanOptions(show_secrets=show_secrets, platform=platform),
+        source=SourceOptions(username=username, password=password, insecure=insecure, platform=platform),
+        jobs=jobs or default_jobs(),
+        min_confidence=Confidence.parse(min_confidence),
+    )
     try:
         cache = None if no_cache else LayerCache.open_default()
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
-    with layer_progress(not no_progress) as progress:
-        for target in targets:
-            try:
-                with open_target(target, source_options) as source:
-                    images = scan_source(source, engine, options, progress,
-                                         jobs=jobs or default_jobs(), cache=cache)
-                results.append(TargetResult(target=target, images=tuple(images)))
-            except LayerleakError as exc:
-                message = exc.diagnostics()
-                if target not in message:  # every line names the image it is about
-                    message = f"{target}: {message}"
-                _fail(message)
-                results.append(TargetResult(target=target, error=message))
-    if cache is not None:
-        cache.close()
+    results: list[TargetResult] = []
+    try:
+        with layer_progress(not no_progress) as progress:
+            for result in scan_targets(targets, engine, options, cache, progress):
+                for fatal, line in issue_lines(result):
+                    if fatal:
+                        _fail(line)
+                    else:
+                        click.echo(f"layerleak: warning: {line}", err=True)
+                results.append(result)
+    finally:
+        if cache is not None:
+            cache.close()
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
-    report = confidence_at_least(report, Confidence.parse(min_confidence))
-    for t in report.targets:
-        for image in t.images:
-            for issue in image.errors:
-                where = f" layer {issue.layer_index}" if issue.layer_index is not None else ""
-                where += f" {issue.path}" if issue.path is not None else ""
-                line = f"{t.target} ({image.image}){where}: {issue.message}"
-                if issue.fatal:
-                    _fail(line)
-                else:
-                    click.echo(f"layerleak: warning: {line}", err=True)
     if fmt == "json":
         text = render_json(report)
     else:

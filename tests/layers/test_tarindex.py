@@ -15,7 +15,7 @@ from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
 from layerleak.layers import tarindex
 from layerleak.layers.walk import merge, scan_layer
-from layerleak.parallel import LayerPlan, _Task, _tasks, scan_part
+from layerleak.scan.layers import LayerPlan, _Task, _tasks, scan_part
 from layerleak.sources.interface import BlobLocation
 
 ENGINE = Engine(load_rules(()))
@@ -119,7 +119,7 @@ def test_a_layer_scanned_in_parts_is_the_layer_scanned_whole(tmp_path: Path,
     loc = BlobLocation(str(path), len(b"junk-before"), len(blob))
     whole = scan_layer("k", io.BytesIO(blob), ENGINE)
     assert whole.error is None and len(whole.hits) >= 30 and whole.whiteouts
-    monkeypatch.setattr("layerleak.parallel.SHARD_MIN", 1)
+    monkeypatch.setattr("layerleak.scan.layers.SHARD_MIN", 1)
     tasks = [t for t in _tasks({"k": loc}, LayerPlan(jobs=2)) if t.key == "k"]
     assert len(tasks) >= 4 and not any(t.whole for t in tasks)
     parts = [scan_part(t, ENGINE) for t in sorted(tasks, key=lambda t: t.start)]

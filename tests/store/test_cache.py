@@ -19,7 +19,7 @@ from conftest import Built
 from layerleak.detect.engine import Engine
 from layerleak.detect.examples import armor
 from layerleak.detect.rules import load_rules
-from layerleak.findings import fingerprint, redact
+from layerleak.findings.redact import fingerprint, redact
 from layerleak.layers.walk import LayerScan, scan_layer
 from layerleak.models import Match
 from layerleak.store.cache import SCHEMA_VERSION, CacheError, LayerCache, scanner_version

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from layerleak.scan import ProgressHook
+from layerleak.scan.layers import ProgressHook
 
 REDRAW = 0.1  # seconds between redraws
 

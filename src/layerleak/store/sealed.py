@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from layerleak.findings import fingerprint, redact
+from layerleak.findings.redact import fingerprint, redact, shown_count
 from layerleak.models import Confidence, Match
 
 
@@ -96,8 +96,9 @@ def _find(m: SealedMatch, texts: list[str]) -> str | None:
 
 
 def _shown_prefix(m: SealedMatch) -> str:
-    """The plaintext's first characters, as much of them as the redacted form shows ("" for a
-    PEM block, whose redacted first line may follow leading blanks: every position is tried)."""
-    if m.redacted.endswith(" …(redacted)"):
+    """The plaintext's first characters, as many as the redacted form shows (see
+    :func:`~layerleak.findings.redact.shown_count`); "" for a PEM block, whose form shows its
+    label, not its first characters (every position is tried)."""
+    if m.redacted.startswith("["):
         return ""
-    return m.redacted.split("*", 1)[0]
+    return m.redacted[: shown_count(m.length)].split("*", 1)[0]

@@ -15,21 +15,33 @@ def fingerprint(rule_id: str, secret: str) -> str:
     return digest.hexdigest()[:32]
 
 
+MAX_SHOWN = 6  # leading characters a redacted form shows, at most
+_PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]{1,40})-----")
+_MAX_LABEL = 21  # "ENCRYPTED PRIVATE KEY", "PGP PRIVATE KEY BLOCK"
+
+
+def shown_count(length: int) -> int:
+    """How many leading characters of a secret of ``length`` characters its redacted form shows:
+    none below 8, then a quarter of it, never more than MAX_SHOWN."""
+    return 0 if length < 8 else min(MAX_SHOWN, length // 4)
+
+
 def redact(secret: str) -> str:
-    """Enough to recognise a secret you already know, never enough to use it."""
-    first_line = secret.strip().splitlines()[0] if secret.strip() else ""
-    if first_line.startswith("-----BEGIN"):
-        return first_line + " …(redacted)"
+    """Enough to recognise a secret you already know, never enough to use it.
+
+    The form is short and bounded whatever the secret's shape (at most 48 characters): a few
+    leading characters, eight stars and the length, ``ghp_Ab******** (40 chars)``. A PEM block
+    shows its label instead of its first characters (which are armor), from the armor only:
+    ``[RSA PRIVATE KEY] ******** (1679 chars)``, whether its newlines are real, escaped (``\\n``
+    in a JSON string) or missing.
+    """
     n = len(secret)
-    if n >= 24:
-        shown = 6
-    elif n >= 12:
-        shown = 4
-    elif n >= 8:
-        shown = 2
-    else:
-        shown = 0
-    return secret[:shown] + "*" * 8 + f" ({n} chars)"
+    head = secret.lstrip(" \t\r\n'\"")
+    if head.startswith("-----BEGIN"):
+        m = _PEM_LABEL.match(head)
+        label = " ".join(m.group(1).split())[:_MAX_LABEL] if m else "PEM"
+        return f"[{label}] ******** ({n} chars)"
+    return secret[: shown_count(n)] + "*" * 8 + f" ({n} chars)"
 
 
 def scrub(text: str | None, secrets: Iterable[str]) -> str | None:

@@ -19,8 +19,8 @@ from conftest import Built
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
 from layerleak.models import ImageResult
-from layerleak.parallel import THREADED_GZIP_MIN, scan_located
 from layerleak.scan import ScanOptions, scan_source
+from layerleak.scan.layers import THREADED_GZIP_MIN, scan_located
 from layerleak.sources.targets import open_target
 from layerleak.store.cache import LayerCache
 
@@ -48,7 +48,7 @@ def _check_all_ways(targets: list[str], cache_dir: Path) -> int:
             assert _scan(target, FAST) == plain, f"gate changed results: {target}"
             assert _scan(target, FAST, jobs=2) == plain, f"workers changed results: {target}"
             with pytest.MonkeyPatch.context() as mp:
-                mp.setattr("layerleak.parallel.SHARD_MIN", 1)  # every uncompressed layer split
+                mp.setattr("layerleak.scan.layers.SHARD_MIN", 1)  # every uncompressed layer split
                 assert _scan(target, FAST, jobs=2) == plain, f"layer parts changed results: {target}"
             assert _scan(target, FAST, jobs=2, cache=cache) == plain, f"cold cache: {target}"
             assert _scan(target, FAST, jobs=2, cache=cache) == plain, f"warm cache: {target}"
@@ -88,7 +88,7 @@ def test_threaded_gzip_layer_same_as_plain(tmp_path: Path, monkeypatch: pytest.M
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     blob = igzip.compress(buf.getvalue())
-    monkeypatch.setattr("layerleak.parallel.THREADED_GZIP_MIN", 1)
+    monkeypatch.setattr("layerleak.scan.layers.THREADED_GZIP_MIN", 1)
     assert THREADED_GZIP_MIN > 1
     for name, data in (("whole", blob), ("truncated", blob[: len(blob) * 3 // 4])):
         path = tmp_path / f"{name}.gz"

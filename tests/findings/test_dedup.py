@@ -10,8 +10,8 @@ import handmade
 import plant
 import pytest
 
-from layerleak.dedup import dedup
-from layerleak.findings import fingerprint
+from layerleak.findings.dedup import dedup
+from layerleak.findings.redact import fingerprint
 from layerleak.models import Confidence, Finding, Location, Severity, SourceKind
 
 if TYPE_CHECKING:

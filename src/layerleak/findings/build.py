@@ -1,25 +1,24 @@
-"""The one place sources, layers, detection and findings meet.
+"""One image's findings, from its layers' scans, its config and its history.
 
-``scan_source`` reads every wanted layer once (shared layers are scanned once for all images that
-use them), decides each file-borne match's status from the layers above it, scans config and
-history, and returns :class:`ImageResult` values holding redacted findings.
+Each file-borne match gets its status (present, deleted, overwritten) from the layers above it in
+*this* image's stack, so a layer shared by two images is scanned once and judged for each. Config
+and history texts are scanned here. Secrets are redacted unless the user asked for them, every
+history step shown is scrubbed of every secret found, and the same secret in the same file across
+layers becomes one finding (:mod:`~layerleak.findings.dedup`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from layerleak.config_scan import config_texts
-from layerleak.dedup import dedup
 from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
-from layerleak.errors import LayerleakError
-from layerleak.findings import scrub, scrub_build_args
+from layerleak.entries.config import config_texts
+from layerleak.findings.dedup import dedup
+from layerleak.findings.redact import scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
 from layerleak.layers.status import file_status
-from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.layers.walk import LayerScan
 from layerleak.models import (
     Confidence,
     Finding,
@@ -31,49 +30,8 @@ from layerleak.models import (
     SourceKind,
     Status,
 )
-from layerleak.parallel import LayerPlan, scan_layers
-from layerleak.sources.interface import ImageDesc, ImageSource
-from layerleak.sources.layout import platform_matches
-from layerleak.store.cache import LayerCache
+from layerleak.sources.interface import ImageDesc
 from layerleak.store.sealed import AnyMatch, fingerprint_of, plaintexts, redacted_of, secret_of
-
-ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
-
-
-@dataclass(frozen=True, slots=True)
-class ScanOptions:
-    show_secrets: bool = False
-    platform: str | None = None
-
-
-def select_images(images: Sequence[ImageDesc], platform: str | None) -> list[ImageDesc]:
-    return [i for i in images if platform_matches(i.platform, platform)]
-
-
-def scan_source(
-    source: ImageSource,
-    engine: Engine,
-    options: ScanOptions,
-    progress: ProgressHook | None = None,
-    *,
-    jobs: int = 1,
-    cache: LayerCache | None = None,
-) -> list[ImageResult]:
-    """``jobs`` > 1 scans file-backed layers in that many processes; ``cache`` skips layers
-    already scanned (both give the same findings as the plain path: see parallel.py)."""
-    scans: dict[str, LayerScan] = {}
-    if source.streaming:
-        for key, stream in source.blobs(None):
-            scans[key] = scan_layer(key, stream, engine, progress(key, None) if progress else None)
-        images = select_images(source.images(), options.platform)
-    else:
-        images = select_images(source.images(), options.platform)
-        refs = {layer.key: layer for image in images for layer in image.layers}
-        plan = LayerPlan(jobs=jobs, cache=cache, show_secrets=options.show_secrets)
-        scans = scan_layers(source, refs, engine, plan, progress)
-    if options.platform and not images:
-        raise LayerleakError(f"{source.target}: no image for platform {options.platform}")
-    return [assemble(source.target, image, scans, engine, options) for image in images]
 
 
 def assemble(
@@ -81,7 +39,7 @@ def assemble(
     image: ImageDesc,
     scans: dict[str, LayerScan],
     engine: Engine,
-    options: ScanOptions,
+    show_secrets: bool,
 ) -> ImageResult:
     issues = [ScanIssue(message=p, fatal=False) for p in image.problems]
     steps = layer_steps(image.config, len(image.layers))
@@ -156,7 +114,7 @@ def assemble(
     findings = []
     for match, loc in raw:
         rule = engine.rule(match.rule_id)
-        if not options.show_secrets:
+        if not show_secrets:
             loc = _scrubbed(loc, secrets)
         findings.append(
             Finding(
@@ -170,7 +128,7 @@ def assemble(
                 location=loc,
                 fingerprint=fingerprint_of(match),
                 redacted=redacted_of(match),
-                secret=secret_of(match) if options.show_secrets else None,
+                secret=secret_of(match) if show_secrets else None,
                 reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
             )
         )
@@ -185,7 +143,7 @@ def assemble(
                 digest=layer.digest,
                 blob_digest=layer.blob_digest,
                 media_type=layer.media_type,
-                created_by=step if options.show_secrets else scrub_build_args(scrub(step, secrets)),
+                created_by=step if show_secrets else scrub_build_args(scrub(step, secrets)),
                 bytes_scanned=scan.bytes_read if scan else 0,
                 files_scanned=scan.files_scanned if scan else 0,
             )

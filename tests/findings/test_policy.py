@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from layerleak.findings.policy import EXIT_CLEAN, EXIT_FINDINGS, exit_code, min_confidence
 from layerleak.models import (
     Confidence,
     Finding,
@@ -12,7 +13,6 @@ from layerleak.models import (
     SourceKind,
     TargetResult,
 )
-from layerleak.policy import EXIT_CLEAN, EXIT_FINDINGS, exit_code, min_confidence
 
 
 def _report(*confidences: Confidence) -> ScanReport:

@@ -10,7 +10,7 @@ releases the GIL). Streams (a compressed archive, a registry, a daemon) are scan
 this process.
 
 With ``jobs=1``, no cache, and the source's own streams, this is exactly the straightforward
-path; tests/test_parallel.py checks that every other path gives the same findings.
+path; tests/scan/test_layers.py checks that every other path gives the same findings.
 """
 
 from __future__ import annotations
