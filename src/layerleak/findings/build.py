@@ -13,7 +13,7 @@ import dataclasses
 
 from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
-from layerleak.entries.config import config_texts
+from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
 from layerleak.findings.redact import scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
@@ -30,7 +30,7 @@ from layerleak.models import (
     SourceKind,
     Status,
 )
-from layerleak.sources.interface import ImageDesc
+from layerleak.sources.interface import ImageDesc, ImageText
 from layerleak.store.sealed import AnyMatch, fingerprint_of, plaintexts, redacted_of, secret_of
 
 
@@ -90,7 +90,8 @@ def assemble(
                     ),
                 )
             )
-    for item in config_texts(image.config):
+    texts: list[ConfigText | ImageText] = [*config_texts(image.config), *image.texts]  # + annotations ...
+    for item in texts:
         for config_match in engine.scan(item.text.encode("utf-8", "surrogateescape")):
             raw.append(
                 (
@@ -166,7 +167,13 @@ def _scrubbed(loc: Location, secrets: list[str]) -> Location:
     return dataclasses.replace(loc, created_by=scrub_build_args(scrub(loc.created_by, secrets)))
 
 
-_SOURCE_ORDER = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}
+_SOURCE_ORDER = {
+    SourceKind.LAYER: 0,
+    SourceKind.CONFIG: 1,
+    SourceKind.HISTORY: 2,
+    SourceKind.ANNOTATION: 3,
+    SourceKind.ATTESTATION: 4,
+}
 _STATUS_ORDER = {Status.PRESENT: 0, Status.DELETED: 1, Status.OVERWRITTEN: 2, None: 3}
 
 

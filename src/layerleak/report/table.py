@@ -45,6 +45,16 @@ def _where(f: Finding) -> str:
     return loc.key or "history"
 
 
+_GROUPS = {
+    SourceKind.LAYER: 0,
+    SourceKind.CONFIG: 1,
+    SourceKind.HISTORY: 2,
+    SourceKind.ANNOTATION: 3,
+    SourceKind.ATTESTATION: 4,
+}
+_TITLES = {1: "Config", 2: "History", 3: "Annotations", 4: "Attestations"}
+
+
 def _fate(f: Finding) -> str:
     loc = f.location
     if loc.status is None:
@@ -76,7 +86,7 @@ def render_image(image: ImageResult, style: Style) -> list[str]:
 
     def group(f: Finding) -> tuple[int, int]:
         loc = f.location
-        order = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}[loc.source]
+        order = _GROUPS[loc.source]
         return order, loc.layer_index if loc.layer_index is not None else -1
 
     for (order, layer_index), items in groupby(image.findings, key=group):
@@ -87,7 +97,7 @@ def render_image(image: ImageResult, style: Style) -> list[str]:
             step = layer.created_by or ""
             lines.append(style(_cut(title + (f"  {step}" if step else ""), WIDTH), "bold"))
         else:
-            lines.append(style("  Config" if order == 1 else "  History", "bold"))
+            lines.append(style(f"  {_TITLES[order]}", "bold"))
         for f in found:
             sev = str(f.severity).upper()
             left = f"    {style(f'{sev:<8}', SEVERITY_STYLE.get(str(f.severity), ''))} "

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from layerleak.errors import ImageFormatError
+from layerleak.sources.annotations import finish_index, manifest_texts
 from layerleak.sources.interface import ImageDesc, LayerRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -151,11 +152,20 @@ def oci_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         top = [d for d in top if (d.get("annotations") or {}).get(REF_ANNOTATION) == ref]
         if not top:
             raise ImageFormatError(f"no image with ref name {ref!r} in index.json")
-    images: list[ImageDesc] = []
+    children = []
     for desc in top:
         name = (desc.get("annotations") or {}).get(REF_ANNOTATION)
-        images.extend(_walk_descriptor(read, desc, name, None, 0))
-    return images
+        children.append((desc, _walk_descriptor(read, desc, name, None, 0)))
+    return finish_index(children, index, *_fetchers(read))
+
+
+def _fetchers(read: Reader) -> tuple[Callable[[str], bytes], Callable[[str], bytes]]:
+    """(manifest, blob) by digest, for annotations.finish_index: both are blobs in a layout."""
+
+    def fetch(digest: str) -> bytes:
+        return _need(read, blob_path(digest), f"blob {digest}")
+
+    return fetch, fetch
 
 
 def _walk_descriptor(
@@ -173,10 +183,8 @@ def _walk_descriptor(
     doc = load_json(_need(read, blob_path(digest), f"manifest {digest}"), f"manifest {digest}")
     media = desc.get("mediaType") or doc.get("mediaType")
     if media in INDEX_TYPES or (media is None and "manifests" in doc):
-        out: list[ImageDesc] = []
-        for child in doc.get("manifests") or []:
-            out.extend(_walk_descriptor(read, child, name, None, depth + 1))
-        return out
+        children = [(c, _walk_descriptor(read, c, name, None, depth + 1)) for c in doc.get("manifests") or []]
+        return finish_index(children, doc, *_fetchers(read))
     if media not in MANIFEST_TYPES and "layers" not in doc:
         return []  # an artifact we do not scan (signature, SBOM, ...)
     return [image_from_manifest(read, doc, digest, name, platform)]
@@ -221,6 +229,8 @@ def image_from_manifest(
         config=config,
         layers=tuple(layers),
         problems=tuple(problems),
+        manifest_digest=digest,
+        texts=manifest_texts(manifest),
     )
 
 

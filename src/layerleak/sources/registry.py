@@ -26,6 +26,8 @@ from urllib3.util.retry import Retry
 
 from layerleak import __version__
 from layerleak.errors import ImageFormatError, RegistryError, UsageError
+from layerleak.sources.annotations import finish_index
+from layerleak.sources.attestations import is_attestation
 from layerleak.sources.interface import ImageDesc, ImageSource, SourceOptions
 from layerleak.sources.layout import (
     DOCKER_LIST,
@@ -397,27 +399,20 @@ class RegistrySource(ImageSource):
         media = doc.get("mediaType") or media
         name = str(self.ref)
         if media in INDEX_TYPES or (media is None and "manifests" in doc):
-            out: list[ImageDesc] = []
+            children: list[tuple[dict[str, Any], list[ImageDesc]]] = []
             for child in doc.get("manifests") or []:
                 if not isinstance(child, dict) or not isinstance(child.get("digest"), str):
                     raise ImageFormatError(f"{self.target}: index {digest} has a descriptor without digest")
-                annotations = child.get("annotations") or {}
-                if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
-                    continue
+                if is_attestation(child):
+                    continue  # read for the images it describes, by finish_index below
                 child_platform = platform_of(child.get("platform"))
                 if self.platform and child_platform and not platform_matches(child_platform, self.platform):
                     continue
                 child_body, child_media = self.client.manifest(child["digest"])
-                out.extend(
-                    self._walk(
-                        child_body,
-                        child.get("mediaType") or child_media,
-                        child["digest"],
-                        child_platform,
-                        depth + 1,
-                    )
-                )
-            return out
+                media_type = child.get("mediaType") or child_media
+                found = self._walk(child_body, media_type, child["digest"], child_platform, depth + 1)
+                children.append((child, found))
+            return finish_index(children, doc, lambda d: self.client.manifest(d)[0], self.client.small_blob)
         if media in MANIFEST_TYPES or (media is None and "layers" in doc):
             return [image_from_manifest(self._read, doc, digest, name, platform)]
         if doc.get("schemaVersion") == 1:
