@@ -1,0 +1,153 @@
+"""Private keys in binary containers, found by content (magic bytes and ASN.1 shape), never by name.
+
+- **DER private keys** without PEM armor: PKCS#1 ``RSAPrivateKey``, PKCS#8 ``PrivateKeyInfo``
+  (RSA, EC, Ed25519, Ed448, DSA ...) and SEC1 ``ECPrivateKey``: a DER SEQUENCE spanning the whole
+  file, whose first element is the version ``INTEGER`` these structures start with (0 for PKCS#1
+  and PKCS#8, 1 for SEC1), confirmed by ``cryptography`` loading it. Certificates and public keys
+  start with a SEQUENCE or a large INTEGER instead, and do not load as private keys.
+- **PKCS#12** (``.p12``/``.pfx``): a DER SEQUENCE starting with version ``INTEGER 3``, opened by
+  ``cryptography`` with an empty password or a common default (:data:`DEFAULT_PASSWORDS`); one
+  holding a private key is a finding, one with certificates only is not.
+- **Java keystores** (JKS ``FEEDFEED``, JCEKS ``CECECECE``), opened by ``pyjks`` with the same
+  passwords; each private key entry is a finding, trusted certificates are not.
+
+Each key is reported under the ``private-key`` rule with the key as unencrypted PKCS#8 PEM as its
+secret (so its fingerprint is the same wherever the same key is found, whatever its container),
+and a marker naming the container in ``inner_path``: ``[der:pkcs1]``, ``[der:pkcs8]``,
+``[der:sec1]``, ``[pkcs12 password=""]``, ``[jks alias=server password=changeit]``. A container
+whose password is not a default is not opened and gives no finding.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_der_private_key,
+    pkcs12,
+)
+
+from layerleak.models import Match
+
+RULE_ID = "private-key"
+MAX_CONTAINER = 1024 * 1024  # a key container larger than this is not looked at
+DEFAULT_PASSWORDS = ("", "changeit", "changeme", "password", "secret", "123456")
+JKS_MAGIC = b"\xfe\xed\xfe\xed"
+JCEKS_MAGIC = b"\xce\xce\xce\xce"
+_SEQUENCE, _INTEGER, _OCTET_STRING = 0x30, 0x02, 0x04
+
+
+def is_candidate(head: bytes) -> bool:
+    """Cheap test on a file's first bytes: could it be a key container?"""
+    if head[:4] in (JKS_MAGIC, JCEKS_MAGIC):
+        return True
+    shape = _der_shape(head)
+    return shape is not None
+
+
+def scan(data: bytes) -> Iterator[tuple[str, Match]]:
+    """(inner_path marker, match) for each private key in ``data``, a whole file."""
+    if len(data) > MAX_CONTAINER:
+        return
+    if data[:4] in (JKS_MAGIC, JCEKS_MAGIC):
+        yield from _java(data)
+        return
+    shape = _der_shape(data)
+    if shape is None or _der_length(data) != len(data):
+        return
+    if shape == "pkcs12":
+        yield from _pkcs12(data)
+        return
+    key = _load_der(data)
+    if key is not None:
+        yield f"[der:{shape}]", _match(key)
+
+
+def _der_shape(data: bytes) -> str | None:
+    """Which structure a DER SEQUENCE looks like from its first element and the one after it."""
+    header = _header(data, 0)
+    if header is None or data[0] != _SEQUENCE:
+        return None
+    first = header[0]
+    if data[first : first + 3] == b"\x02\x01\x03" and data[first + 3 : first + 4] == b"\x30":
+        return "pkcs12"
+    if data[first : first + 3] == b"\x02\x01\x00":
+        after = data[first + 3 : first + 4]
+        if after == b"\x30":
+            return "pkcs8"
+        if after == b"\x02":
+            return "pkcs1"
+    if data[first : first + 3] == b"\x02\x01\x01" and data[first + 3 : first + 4] == b"\x04":
+        return "sec1"
+    return None
+
+
+def _header(data: bytes, at: int) -> tuple[int, int] | None:
+    """(where the content starts, its length) of the DER element at ``at``."""
+    if len(data) < at + 2:
+        return None
+    n = data[at + 1]
+    if n < 0x80:
+        return at + 2, n
+    count = n & 0x7F
+    if count == 0 or count > 4 or len(data) < at + 2 + count:
+        return None
+    return at + 2 + count, int.from_bytes(data[at + 2 : at + 2 + count], "big")
+
+
+def _der_length(data: bytes) -> int | None:
+    header = _header(data, 0)
+    return None if header is None else header[0] + header[1]
+
+
+def _load_der(data: bytes) -> PrivateKeyTypes | None:
+    try:
+        return load_der_private_key(data, password=None)
+    except (ValueError, TypeError, NotImplementedError):  # not a key, encrypted, unsupported
+        return None
+
+
+def _pkcs12(data: bytes) -> Iterator[tuple[str, Match]]:
+    for password in DEFAULT_PASSWORDS:
+        tries: tuple[bytes | None, ...] = (None, b"") if password == "" else (password.encode(),)
+        for attempt in tries:
+            try:
+                key, _, _ = pkcs12.load_key_and_certificates(data, attempt)
+            except (ValueError, TypeError, NotImplementedError):
+                continue
+            if key is not None:
+                yield f'[pkcs12 password="{password}"]', _match(key)
+            return  # opened: with or without a key, no other password will say more
+
+
+def _java(data: bytes) -> Iterator[tuple[str, Match]]:
+    import jks  # pyjks: imported only when a Java keystore is met
+
+    for password in DEFAULT_PASSWORDS:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                store = jks.KeyStore.loads(data, password, try_decrypt_keys=True)
+        except Exception:  # noqa: BLE001 - wrong password or a damaged store: pyjks raises many kinds
+            continue
+        for alias, entry in sorted(store.private_keys.items()):
+            if not entry.is_decrypted():
+                try:
+                    entry.decrypt(password)
+                except Exception:  # noqa: BLE001 - the key has a password of its own
+                    continue
+            key = _load_der(bytes(entry.pkey_pkcs8))
+            shown = password or '""'
+            if key is not None:
+                yield f"[{store.store_type} alias={alias} password={shown}]", _match(key)
+        return
+
+
+def _match(key: PrivateKeyTypes) -> Match:
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode("ascii")
+    return Match(rule_id=RULE_ID, secret=pem.strip(), offset=0, line=1)
