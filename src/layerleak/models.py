@@ -106,6 +106,17 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
+class Related:
+    """A place in the same image holding the public half of a leaked private key."""
+
+    kind: str  # "certificate", "public-key", "ssh-public-key", "keystore-certificate"
+    spki_sha256: str  # SHA-256 of the public key's DER SubjectPublicKeyInfo
+    layer_index: int
+    path: str
+    detail: str  # a certificate's subject, an OpenSSH key's comment, a PEM label
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A reportable secret. ``secret`` is plaintext only when the user asked for it."""
 
@@ -123,6 +134,8 @@ class Finding:
     reason: str | None = None
     # The same secret in the same file in other layers (see dedup.py); ``location`` is the lowest.
     other_locations: tuple[Location, ...] = ()
+    # A private key's certificates and public keys found in the same image (entries/pubkeys.py).
+    related: tuple[Related, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -46,7 +48,7 @@ def is_candidate(head: bytes) -> bool:
     """Cheap test on a file's first bytes: could it be a key container?"""
     if head[:4] in (JKS_MAGIC, JCEKS_MAGIC):
         return True
-    shape = _der_shape(head)
+    shape = der_shape(head)
     return shape is not None
 
 
@@ -57,8 +59,8 @@ def scan(data: bytes) -> Iterator[tuple[str, Match]]:
     if data[:4] in (JKS_MAGIC, JCEKS_MAGIC):
         yield from _java(data)
         return
-    shape = _der_shape(data)
-    if shape is None or _der_length(data) != len(data):
+    shape = der_shape(data)
+    if shape is None or der_length(data) != len(data):
         return
     if shape == "pkcs12":
         yield from _pkcs12(data)
@@ -68,7 +70,7 @@ def scan(data: bytes) -> Iterator[tuple[str, Match]]:
         yield f"[der:{shape}]", _match(key)
 
 
-def _der_shape(data: bytes) -> str | None:
+def der_shape(data: bytes) -> str | None:
     """Which structure a DER SEQUENCE looks like from its first element and the one after it."""
     header = _header(data, 0)
     if header is None or data[0] != _SEQUENCE:
@@ -100,7 +102,7 @@ def _header(data: bytes, at: int) -> tuple[int, int] | None:
     return at + 2 + count, int.from_bytes(data[at + 2 : at + 2 + count], "big")
 
 
-def _der_length(data: bytes) -> int | None:
+def der_length(data: bytes) -> int | None:
     header = _header(data, 0)
     return None if header is None else header[0] + header[1]
 
@@ -113,39 +115,76 @@ def _load_der(data: bytes) -> PrivateKeyTypes | None:
 
 
 def _pkcs12(data: bytes) -> Iterator[tuple[str, Match]]:
+    opened = _open_pkcs12(data)
+    if opened is not None and opened[1] is not None:
+        yield f'[pkcs12 password="{opened[0]}"]', _match(opened[1])
+
+
+def _open_pkcs12(data: bytes) -> tuple[str, PrivateKeyTypes | None, list[x509.Certificate]] | None:
+    """(the default password that opens it, its key, its certificates), or None."""
     for password in DEFAULT_PASSWORDS:
         tries: tuple[bytes | None, ...] = (None, b"") if password == "" else (password.encode(),)
         for attempt in tries:
             try:
-                key, _, _ = pkcs12.load_key_and_certificates(data, attempt)
+                key, cert, extra = pkcs12.load_key_and_certificates(data, attempt)
             except (ValueError, TypeError, NotImplementedError):
                 continue
-            if key is not None:
-                yield f'[pkcs12 password="{password}"]', _match(key)
-            return  # opened: with or without a key, no other password will say more
+            return password, key, [c for c in (cert, *extra) if c is not None]
+    return None
 
 
 def _java(data: bytes) -> Iterator[tuple[str, Match]]:
+    opened = _open_java(data)
+    if opened is None:
+        return
+    password, store = opened
+    shown = password or '""'
+    for alias, entry in sorted(store.private_keys.items()):
+        if not entry.is_decrypted():
+            try:
+                entry.decrypt(password)
+            except Exception:  # noqa: BLE001 - the key has a password of its own
+                continue
+        key = _load_der(bytes(entry.pkey_pkcs8))
+        if key is not None:
+            yield f"[{store.store_type} alias={alias} password={shown}]", _match(key)
+
+
+def _open_java(data: bytes) -> tuple[str, Any] | None:
     import jks  # pyjks: imported only when a Java keystore is met
 
     for password in DEFAULT_PASSWORDS:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                store = jks.KeyStore.loads(data, password, try_decrypt_keys=True)
+                return password, jks.KeyStore.loads(data, password, try_decrypt_keys=True)
         except Exception:  # noqa: BLE001 - wrong password or a damaged store: pyjks raises many kinds
             continue
-        for alias, entry in sorted(store.private_keys.items()):
-            if not entry.is_decrypted():
-                try:
-                    entry.decrypt(password)
-                except Exception:  # noqa: BLE001 - the key has a password of its own
-                    continue
-            key = _load_der(bytes(entry.pkey_pkcs8))
-            shown = password or '""'
-            if key is not None:
-                yield f"[{store.store_type} alias={alias} password={shown}]", _match(key)
-        return
+    return None
+
+
+def certificates(data: bytes) -> list[x509.Certificate]:
+    """The certificates of a PKCS#12 file or Java keystore that opens with a default password."""
+    if len(data) > MAX_CONTAINER:
+        return []
+    if data[:4] in (JKS_MAGIC, JCEKS_MAGIC):
+        opened = _open_java(data)
+        if opened is None:
+            return []
+        store = opened[1]
+        ders = [der for entry in store.private_keys.values() for _, der in entry.cert_chain]
+        ders += [entry.cert for entry in store.certs.values()]
+        out = []
+        for der in ders:
+            try:
+                out.append(x509.load_der_x509_certificate(bytes(der)))
+            except (ValueError, TypeError):
+                continue
+        return out
+    if der_shape(data) == "pkcs12" and der_length(data) == len(data):
+        found = _open_pkcs12(data)
+        return found[2] if found else []
+    return []
 
 
 def _match(key: PrivateKeyTypes) -> Match:

@@ -26,6 +26,7 @@ from layerleak.models import (
     ImageResult,
     LayerSummary,
     Location,
+    Related,
     ScanIssue,
     SourceKind,
     Status,
@@ -68,10 +69,13 @@ def assemble(
         stack.append(scan)
 
     raw: list[tuple[AnyMatch, Location]] = []
+    key_ids: dict[int, str] = {}  # position in raw -> a private key's SPKI fingerprint
     for layer, scan in zip(image.layers, stack, strict=True):
         if scan is None:
             continue
         for hit in scan.hits:
+            if hit.key_id is not None:
+                key_ids[len(raw)] = hit.key_id
             status, removed = file_status(hit.path, layer.index, stack)
             raw.append(
                 (
@@ -112,8 +116,9 @@ def assemble(
         for layer, scan in zip(image.layers, stack, strict=True)
         if scan is not None
     )
+    public = related_places(image, stack, set(key_ids.values()))
     findings = []
-    for match, loc in raw:
+    for n, (match, loc) in enumerate(raw):
         rule = engine.rule(match.rule_id)
         if not show_secrets:
             loc = _scrubbed(loc, secrets)
@@ -131,6 +136,7 @@ def assemble(
                 redacted=redacted_of(match),
                 secret=secret_of(match) if show_secrets else None,
                 reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
+                related=public.get(key_ids[n], ()) if n in key_ids else (),
             )
         )
     findings = dedup(findings)
@@ -159,6 +165,22 @@ def assemble(
         errors=tuple(issues),
         findings=tuple(findings),
     )
+
+
+def related_places(
+    image: ImageDesc, stack: list[LayerScan | None], wanted: set[str]
+) -> dict[str, tuple[Related, ...]]:
+    """SPKI fingerprint -> the certificates and public keys in this image's layers that carry it,
+    for the private keys found (``wanted``)."""
+    out: dict[str, list[Related]] = {}
+    if not wanted:
+        return {}
+    for layer, scan in zip(image.layers, stack, strict=True):
+        keys = scan.public_keys if scan is not None else {}
+        for fp in wanted & set(keys):
+            for path, kind, detail in keys[fp]:
+                out.setdefault(fp, []).append(Related(kind, fp, layer.index, path, detail))
+    return {fp: tuple(dict.fromkeys(places)) for fp, places in out.items()}
 
 
 def _scrubbed(loc: Location, secrets: list[str]) -> Location:

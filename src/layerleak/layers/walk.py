@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING
 import zstandard
 
 from layerleak.detect.engine import FILE_HEAD, Engine
-from layerleak.entries import gitrepo, provenance
+from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
 from layerleak.layers.decompress import open_decompressed
 from layerleak.models import Match
@@ -38,6 +38,7 @@ class FileHit:
     match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
     inner_path: str | None = None
     git: tuple[str | None, str | None, str, bool, bool] | None = None  # gitrepo.GitHit.origin
+    key_id: str | None = None  # a private key's public-key (SPKI) fingerprint: entries/pubkeys.py
 
 
 @dataclass(slots=True)
@@ -58,6 +59,9 @@ class LayerScan:
     # (path -> {"algo:hex"}), and the digests of its files that have matches.
     packages: dict[str, set[str]] = field(default_factory=dict)
     digests: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Correlation (entries/pubkeys.py): SPKI fingerprint -> [(path, kind, detail)] of the
+    # certificates and public keys in this layer.
+    public_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
 
 def normalize(name: str) -> str:
@@ -132,7 +136,10 @@ def _walk(stream: IO[bytes] | _Counting, result: LayerScan, engine: Engine, stop
 def _add_git(repos: gitrepo.Collector, result: LayerScan, engine: Engine) -> None:
     current = ((h.path, h.match.rule_id, h.match.secret) for h in result.hits if isinstance(h.match, Match))
     for hit in repos.finish(engine, current):
-        result.hits.append(FileHit(path=hit.path, match=hit.match, inner_path=hit.inner_path, git=hit.origin))
+        key_id = pubkeys.private_key_id(hit.match.secret)
+        result.hits.append(
+            FileHit(path=hit.path, match=hit.match, inner_path=hit.inner_path, git=hit.origin, key_id=key_id)
+        )
     result.notes.extend(repos.notes)
 
 
@@ -151,6 +158,8 @@ def merge(key: str, parts: list[LayerScan], size: int) -> LayerScan:
         for path, digests in part.packages.items():
             result.packages.setdefault(path, set()).update(digests)
         result.digests.update(part.digests)
+        for fp, places in part.public_keys.items():
+            result.public_keys.setdefault(fp, []).extend(places)
     return result
 
 
@@ -196,7 +205,10 @@ def _visit(
     result.files_scanned += 1
     hits_before = len(result.hits)
     for inner_path, match in matches:
-        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
+        key_id = pubkeys.private_key_id(match.secret)
+        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
+    for fp, kind, detail in pubkeys.public_keys(path, first):
+        result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
     if whole and len(result.hits) > hits_before:
         result.digests[path] = provenance.file_digests(first)

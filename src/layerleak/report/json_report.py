@@ -51,6 +51,11 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "redacted": f.secret is None,
         "reason": f.reason,
         "locations": [location_dict(x) for x in (loc, *f.other_locations)],
+        "related": [
+            {"kind": r.kind, "spki_sha256": r.spki_sha256, "layer_index": r.layer_index, "path": r.path,
+             "detail": r.detail}
+            for r in f.related
+        ],
     }
 
 
