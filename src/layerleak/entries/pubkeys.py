@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
+from layerleak.detect.classify import HEAD, is_binary
 from layerleak.entries import keystores
 
 MAX_BLOCKS = 2_000  # PEM blocks read per file (a CA bundle holds about 150)
@@ -78,7 +79,7 @@ def private_key_id(secret: str) -> str | None:
 def public_keys(path: str, data: bytes) -> list[PublicKey]:
     """Every public key ``data`` (a file's first bytes) carries."""
     found: list[PublicKey] = []
-    if b"-----BEGIN " in data:
+    if not is_binary(data[:HEAD]) and b"-----BEGIN " in data:  # text: one pass of a fast search
         found.extend(_pem(data))
     base = posixpath.basename(path)
     if (base in _SSH_FILES or base.endswith(".pub")) and len(data) < 1024 * 1024:
@@ -95,13 +96,16 @@ def _pem(data: bytes) -> Iterator[PublicKey]:
         kind = m.group(1)
         block = m.group(0)
         try:
-            if kind in (b"CERTIFICATE", b"TRUSTED CERTIFICATE"):
-                block = block.replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")
-                yield _certificate(x509.load_pem_x509_certificate(block))
-            else:
-                yield spki_fingerprint(load_pem_public_key(block)), "public-key", kind.decode()
+            with warnings.catch_warnings():  # cryptography's deprecation notes on odd certificates
+                warnings.simplefilter("ignore")
+                if kind in (b"CERTIFICATE", b"TRUSTED CERTIFICATE"):
+                    block = block.replace(b"TRUSTED CERTIFICATE", b"CERTIFICATE")
+                    found = _certificate(x509.load_pem_x509_certificate(block))
+                else:
+                    found = spki_fingerprint(load_pem_public_key(block)), "public-key", kind.decode()
         except _ERRORS:
             continue
+        yield found
 
 
 def _certificate(cert: x509.Certificate, kind: str = "certificate") -> PublicKey:
@@ -138,11 +142,13 @@ def _binary(data: bytes) -> Iterator[PublicKey]:
 
 
 def _der_public(data: bytes) -> PublicKey | None:
-    try:
-        return _certificate(x509.load_der_x509_certificate(data))
-    except _ERRORS:
-        pass
-    try:
-        return spki_fingerprint(load_der_public_key(data)), "public-key", "DER"
-    except _ERRORS:
-        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return _certificate(x509.load_der_x509_certificate(data))
+        except _ERRORS:
+            pass
+        try:
+            return spki_fingerprint(load_der_public_key(data)), "public-key", "DER"
+        except _ERRORS:
+            return None
