@@ -65,6 +65,23 @@ class SourceKind(enum.Enum):
         return self.value
 
 
+Detail = tuple[tuple[str, str | int | bool], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Validity:
+    """What a value's own structure says about it, found offline (see detect/validity.py).
+
+    ``format`` is one of checksum-ok, checksum-bad, parsed, unparsed, expired; ``detail`` holds
+    (name, value) pairs that carry no secret (key type and fingerprint, JWT claims, ...)."""
+
+    format: str
+    detail: Detail = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {"format": self.format, "detail": dict(self.detail)}
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A rule matched inside one chunk of bytes. Holds the plaintext: never leaves the scan."""
@@ -75,6 +92,7 @@ class Match:
     line: int  # 1-based line of the secret inside the scanned buffer
     confidence: Confidence = Confidence.HIGH
     reason: str | None = None  # why confidence was lowered, e.g. "vendor"
+    validity: Validity | None = None  # offline validity (checksum, parsed structure), if judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +143,7 @@ class Finding:
     severity: Severity
     confidence: Confidence
     target: str
-    image: str
+    image: str | None  # None: a layer of no known image (the manifest was never reached)
     image_id: str | None
     location: Location
     fingerprint: str
@@ -134,6 +152,7 @@ class Finding:
     reason: str | None = None
     # The same secret in the same file in other layers (see dedup.py); ``location`` is the lowest.
     other_locations: tuple[Location, ...] = ()
+    validity: Validity | None = None  # offline validity of the secret (detect/validity.py)
     # A private key's certificates and public keys found in the same image (entries/pubkeys.py).
     related: tuple[Related, ...] = ()
 
@@ -168,7 +187,7 @@ class LayerSummary:
 @dataclass(frozen=True, slots=True)
 class ImageResult:
     target: str
-    image: str  # a human name: repo:tag, ref name, or digest
+    image: str | None  # a human name: repo:tag, ref name, or digest; None: unattributed layers
     image_id: str | None  # config digest
     platform: str | None
     layers: tuple[LayerSummary, ...]

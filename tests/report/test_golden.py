@@ -21,6 +21,7 @@ from layerleak.models import (
     SourceKind,
     Status,
     TargetResult,
+    Validity,
 )
 from layerleak.report.json_report import JSON_VERSION, render_json
 from layerleak.report.table import WIDTH, render_table
@@ -51,6 +52,7 @@ def sample_report() -> ScanReport:
         ),
         fingerprint="0123456789abcdef0123456789abcdef",
         redacted="AKIA******** (20 chars)",
+        validity=Validity("parsed", (("account", "123456789012"), ("key_type", "long-term"))),
     )
     env_finding = Finding(
         rule_id="generic-password",

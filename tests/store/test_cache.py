@@ -7,13 +7,13 @@ import json
 import os
 import secrets
 import sqlite3
-import string
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from plant import github_pat_classic
 
 from conftest import Built
 from layerleak.detect.engine import Engine
@@ -30,8 +30,7 @@ ENGINE = Engine(load_rules(()))
 
 
 def _token() -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "ghp_" + "".join(secrets.choice(alphabet) for _ in range(36))  # made here, fake
+    return github_pat_classic()  # made here, random, with the checksum GitHub's tokens carry
 
 
 def _layer(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:

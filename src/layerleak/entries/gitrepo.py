@@ -48,6 +48,7 @@ from dulwich.pack import PackIndex, load_pack_index
 from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries.content import scan_entry
 from layerleak.entries.limits import DEFAULT_GIT_LIMITS, MIB, GitLimits
+from layerleak.entries.streams import Reader
 from layerleak.models import Match
 
 # The files of a repository's object database, under a directory named ``.git`` or ``NAME.git``.
@@ -91,7 +92,7 @@ class Collector:
     notes: list[tuple[str, str]] = field(default_factory=list)  # (path, what was cut short)
     _tmp: str | None = None
 
-    def take(self, path: str, f: IO[bytes]) -> bool:
+    def take(self, path: str, f: Reader) -> bool:
         """Spool ``path`` if it belongs to a repository's object database (True: consumed)."""
         m = _GIT_FILE.fullmatch(path)
         if m is None:

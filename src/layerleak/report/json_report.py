@@ -50,6 +50,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "secret": f.secret if f.secret is not None else f.redacted,
         "redacted": f.secret is None,
         "reason": f.reason,
+        "validity": f.validity.as_dict() if f.validity is not None else None,
         "locations": [location_dict(x) for x in (loc, *f.other_locations)],
         "related": [
             {"kind": r.kind, "spki_sha256": r.spki_sha256, "layer_index": r.layer_index, "path": r.path,

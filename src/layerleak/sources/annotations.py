@@ -55,21 +55,18 @@ def with_texts(images: Iterable[ImageDesc], texts: Iterable[ImageText]) -> list[
     return [dataclasses.replace(i, texts=tuple(_unique([*i.texts, *extra]))) for i in images]
 
 
+def descriptor_texts(desc: Any) -> list[ImageText]:
+    """The annotations of a descriptor (for the images under it)."""
+    return annotation_texts(desc.get("annotations")) if isinstance(desc, dict) else []
+
+
 def finish_index(
-    children: list[tuple[dict[str, Any], list[ImageDesc]]],
-    index: dict[str, Any],
-    manifest: Fetch,
-    blob: Fetch,
+    images: list[ImageDesc], index: dict[str, Any], manifest: Fetch, blob: Fetch
 ) -> list[ImageDesc]:
-    """The images of one image index, given each child descriptor and the images under it:
-    with the descriptors' and the index's annotations, and the attestations the index lists."""
-    images = [image for desc, found in children for image in with_texts(found, _desc_texts(desc))]
+    """The images under one image index, with the index's own annotations and the attestations
+    it lists for them."""
     images = with_texts(images, annotation_texts(index.get("annotations")))
     return attestations.attach(images, index, manifest, blob)
-
-
-def _desc_texts(desc: dict[str, Any]) -> list[ImageText]:
-    return annotation_texts(desc.get("annotations")) if isinstance(desc, dict) else []
 
 
 def _unique(texts: Iterable[ImageText]) -> list[ImageText]:
