@@ -109,6 +109,8 @@ def test_private_key_found(name: str, layer: LayerScan) -> None:
     assert [(h.inner_path, h.match.rule_id) for h in hits] == [(FOUND[name], "private-key")]
     secret = getattr(hits[0].match, "secret", "")
     assert load_pem_private_key(secret.encode(), None) is not None  # the key itself, as PEM
+    judged = hits[0].match.validity
+    assert judged is not None and judged.format == "parsed"  # offline validity, as for a PEM key
 
 
 @pytest.mark.parametrize("name", DECOYS)

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
     pkcs12,
 )
 
+from layerleak.detect import validity
 from layerleak.models import Match
 
 RULE_ID = "private-key"
@@ -189,4 +190,4 @@ def certificates(data: bytes) -> list[x509.Certificate]:
 
 def _match(key: PrivateKeyTypes) -> Match:
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode("ascii")
-    return Match(rule_id=RULE_ID, secret=pem.strip(), offset=0, line=1)
+    return validity.judged(Match(rule_id=RULE_ID, secret=pem.strip(), offset=0, line=1))
