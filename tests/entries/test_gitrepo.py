@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import build_images
 import handmade
 import plant
 import pytest
@@ -259,3 +260,34 @@ def test_cli_reports_commit_path_and_status(tmp_path: Path, layerleak: Layerleak
     cold = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--no-progress")
     warm = layerleak("scan", "--no-progress", f"docker-archive:{archive}", "--format", "json")
     assert cold.report["findings"] == warm.report["findings"] == run.report["findings"]
+
+
+@pytest.mark.builder
+def test_buildah_copy_with_git_history(tmp_path: Path, layerleak: Layerleak) -> None:
+    """``COPY . /app`` built by buildah from a context that is a real repository."""
+    try:
+        build_images.require_tools()
+    except build_images.BuildError as error:
+        message = f"=== buildah image not built: {error} ==="
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    repo = new_repo(tmp_path)
+    key = plant.aws_access_key_id()
+    added = commit_file(repo, "deploy/prod.env", env_file(key, noise=30), "deploy settings")
+    git(repo, "rm", "-q", "deploy/prod.env")
+    git(repo, "commit", "-qm", "settings come from the vault now")
+    git(repo, "gc", "-q")
+    git(repo, "repack", "-adq")
+    (repo / "Dockerfile").write_text("FROM scratch\nCOPY . /app\n")
+    archive = tmp_path / "app-oci.tar"
+    with build_images.private_storage() as buildah:
+        buildah.run("bud", "--layers", "--isolation", "chroot", "--quiet", "-t", "localhost/gitapp:1",
+                    "-f", "Dockerfile", ".", cwd=repo)
+        buildah.run("push", "--quiet", "localhost/gitapp:1", f"oci-archive:{archive}:gitapp:1")
+    run = layerleak("scan", f"oci-archive:{archive}", "--format", "json", "--no-progress", "--no-cache")
+    assert run.returncode == 1, run.describe()
+    [finding] = [f for f in run.report["findings"] if f["git"] is not None]
+    assert finding["inner_path"] == f"[git] {added[:12]}:deploy/prod.env"
+    assert finding["status"] == "present" and finding["git"]["in_worktree"] is False
+    assert finding["path"].startswith("/app/.git/objects/pack/pack-")
