@@ -291,3 +291,64 @@ def test_buildah_copy_with_git_history(tmp_path: Path, layerleak: Layerleak) -> 
     assert finding["inner_path"] == f"[git] {added[:12]}:deploy/prod.env"
     assert finding["status"] == "present" and finding["git"]["in_worktree"] is False
     assert finding["path"].startswith("/app/.git/objects/pack/pack-")
+
+
+def _layer_with(repo: Path, edit: dict[str, bytes | None]) -> bytes:
+    """The repository as a layer, with some members' bytes replaced (None: left out)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(repo.rglob("*")):
+            rel = path.relative_to(repo).as_posix()
+            info = tarfile.TarInfo(f"app/{rel}")
+            if path.is_dir():
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                continue
+            data = edit.get(rel, path.read_bytes()) if rel in edit else path.read_bytes()
+            if data is None:
+                continue
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for rel, data in edit.items():
+            if data is not None and not (repo / rel).exists():
+                info = tarfile.TarInfo(f"app/{rel}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_truncated_pack_is_a_note_not_a_crash(tmp_path: Path, engine: Engine) -> None:
+    repo = new_repo(tmp_path)
+    key = plant.aws_access_key_id()
+    commit_file(repo, "config/prod.env", env_file(key, noise=40), "config")
+    git(repo, "gc", "-q")
+    [pack] = (repo / ".git/objects/pack").glob("*.pack")
+    rel = pack.relative_to(repo).as_posix()
+    result = scan(_layer_with(repo, {rel: pack.read_bytes()[: pack.stat().st_size // 2]}), engine)
+    assert result.error is None  # the layer itself is fine
+    assert any("could not be read" in note or "damaged" in note for _, note in result.notes), result.notes
+    assert any(h.path == "/app/config/prod.env" for h in result.hits)  # the rest is still scanned
+
+
+def test_clashing_refs_are_a_note(tmp_path: Path, engine: Engine) -> None:
+    repo = new_repo(tmp_path)
+    key = plant.aws_access_key_id()
+    commit_file(repo, "a.env", env_file(key), "a")
+    head = git(repo, "rev-parse", "HEAD").encode() + b"\n"
+    blob = _layer_with(repo, {".git/refs/heads/x": head, ".git/refs/heads/x/y": head})
+    result = scan(blob, engine)
+    assert result.error is None
+    assert any("clashes" in note for _, note in result.notes)
+    assert git_hits(result, key)  # the objects are still read
+
+
+def test_alternates_are_never_followed(tmp_path: Path, engine: Engine) -> None:
+    """``objects/info/alternates`` could point at the scanning machine's own repositories."""
+    (tmp_path / "host").mkdir()
+    elsewhere = new_repo(tmp_path / "host")
+    key = plant.aws_access_key_id()
+    commit_file(elsewhere, "host.env", env_file(key), "on the host")
+    repo = new_repo(tmp_path)
+    alternates = f"{elsewhere / '.git/objects'}\n".encode()
+    result = scan(_layer_with(repo, {".git/objects/info/alternates": alternates}), engine)
+    assert git_hits(result, key) == []

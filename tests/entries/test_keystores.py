@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -134,3 +135,22 @@ def test_truncated_and_trailing_der_are_not_keys(made: dict[str, bytes]) -> None
     assert list(keystores.scan(made["pkcs8"][:-10])) == []
     assert list(keystores.scan(made["pkcs8"] + b"junk")) == []
     assert list(keystores.scan(b"\x30\x03\x02\x01\x00")) == []
+
+
+def test_iteration_counts_are_read_before_any_derivation(made: dict[str, bytes]) -> None:
+    """PKCS#12 MAC and bag parameters, and a JCEKS key's PBE parameters, give their iteration
+    counts without a password; a crafted count past the bound is never run."""
+    assert keystores.max_iterations(made["p12-changeit"]) == 2048  # openssl's default
+    assert keystores.max_iterations(made["pkcs8-encrypted"]) == 2048
+    assert 0 < keystores.max_iterations(made["p12-empty"]) <= keystores.MAX_ITERATIONS
+
+
+def test_pkcs12_with_a_crafted_iteration_count_is_not_opened(tmp_path: Path) -> None:
+    key, cert, slow = tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "slow.p12"
+    run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", str(key))
+    run("openssl", "req", "-x509", "-key", str(key), "-subj", "/CN=test", "-days", "2", "-out", str(cert))
+    run("openssl", "pkcs12", "-export", "-inkey", str(key), "-in", str(cert), "-passout", "pass:changeit",
+        "-iter", str(keystores.MAX_ITERATIONS + 1), "-maciter", "-out", str(slow))
+    data = slow.read_bytes()
+    assert keystores.max_iterations(data) == keystores.MAX_ITERATIONS + 1
+    assert list(keystores.scan(data)) == [] and keystores.certificates(data) == []

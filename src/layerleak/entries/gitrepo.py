@@ -107,20 +107,25 @@ class Collector:
                 self._tmp = tempfile.mkdtemp(prefix="layerleak-git-")
             repo = self.repos[root] = _Repo(root, os.path.join(self._tmp, str(len(self.repos))))
         target = os.path.join(repo.dir, *rel.split("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "wb") as out:
-            while chunk := f.read(COPY_CHUNK):
-                self.spooled += len(chunk)
-                if self.spooled > self.limits.spool_bytes:
-                    out.close()
-                    os.unlink(target)
-                    self._note(
-                        root,
-                        f"git object files past {self.limits.spool_bytes // MIB} MiB in this layer "
-                        "(git spool limit); the rest were not read",
-                    )
-                    return True
-                out.write(chunk)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as out:
+                while chunk := f.read(COPY_CHUNK):
+                    self.spooled += len(chunk)
+                    if self.spooled > self.limits.spool_bytes:
+                        out.close()
+                        os.unlink(target)
+                        self._note(
+                            root,
+                            f"git object files past {self.limits.spool_bytes // MIB} MiB in this layer "
+                            "(git spool limit); the rest were not read",
+                        )
+                        return True
+                    out.write(chunk)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):
+            # a ref that is also a directory of refs (a crafted layer): that file is left out
+            self._note(root, f"{rel}: clashes with another entry of the repository; not read")
+            return True
         repo.files += 1
         return True
 
@@ -175,22 +180,29 @@ def _read_repo(
     packs = _Packs(_indexes(os.path.join(objects, "pack"), repo.root, notes))
     store = DiskObjectStore(objects)
     damaged = 0
+    hits: list[GitHit] = []
     try:
         kinds: dict[bytes, tuple[int, int]] = {}
-        for n, sha in enumerate(store):
-            if n >= limits.max_objects:
-                notes.append((repo.root, f"more than {limits.max_objects} git objects; the rest not read"))
-                break
-            try:
-                info = _header(sha, objects, packs, limits.max_chain)
-            except _DAMAGE:
-                info = None
-            if info is None:
-                damaged += 1
-                continue
-            kinds[sha] = info
+        try:
+            for n, sha in enumerate(store):
+                if n >= limits.max_objects:
+                    notes.append((repo.root, f"more than {limits.max_objects} git objects; rest not read"))
+                    break
+                try:
+                    info = _header(sha, objects, packs, limits.max_chain)
+                except _DAMAGE:
+                    info = None
+                if info is None:
+                    damaged += 1
+                    continue
+                kinds[sha] = info
+        except _DAMAGE as exc:  # a pack dulwich cannot list: what was listed before is read
+            notes.append((repo.root, f"git object database is damaged ({_short(exc)}); read up to there"))
         reader = _Reader(repo, engine, store, packs, limits, current, notes)
-        hits = reader.run(kinds, _tips(repo.dir))
+        try:
+            hits = reader.run(kinds, _tips(repo.dir))
+        except _DAMAGE as exc:
+            notes.append((repo.root, f"git repository could not be read ({_short(exc)})"))
         damaged += reader.damaged
     finally:
         store.close()
@@ -198,6 +210,10 @@ def _read_repo(
     if damaged:
         notes.append((repo.root, f"{damaged} git objects could not be read (damaged?); the rest scanned"))
     return hits
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join((str(exc) or type(exc).__name__).split())[:200]
 
 
 def _indexes(folder: str, root: str, notes: list[tuple[str, str]]) -> list[tuple[str, PackIndex]]:
@@ -243,8 +259,8 @@ class _Reader:
     def run(self, kinds: dict[bytes, tuple[int, int]], tips: set[bytes]) -> list[GitHit]:
         commits: dict[bytes, Commit] = {}
         hits: list[GitHit] = []
-        for sha, (kind, _) in kinds.items():
-            obj = self._object(sha) if kind in (COMMIT, TAG) else None
+        for sha, (kind, size) in kinds.items():
+            obj = self._object(sha) if kind in (COMMIT, TAG) and size <= self.limits.max_blob else None
             if isinstance(obj, Commit):
                 commits[sha] = obj
             elif isinstance(obj, Tag):
@@ -255,7 +271,8 @@ class _Reader:
         # Reachable commits first, oldest (by ancestry, then time) first; then dangling ones.
         order = sorted(commits, key=lambda s: (s not in reachable, depth[s], commits[s].commit_time, s))
         rank_of = {sha: n for n, sha in enumerate(order)}
-        where = self._attribute(commits, order)
+        trees = {sha for sha, (kind, size) in kinds.items() if kind == TREE and size <= self.limits.max_blob}
+        where = self._attribute(commits, order, trees)
         # One hit per secret per path: the version in the first commit (reachable ones first)
         # stands for the later versions of the file that still hold it.
         first: dict[tuple[str, str, str], tuple[tuple[int, str], GitHit]] = {}
@@ -281,16 +298,18 @@ class _Reader:
             self.damaged += 1
             return None
 
-    def _attribute(self, commits: dict[bytes, Commit], order: list[bytes]) -> dict[bytes, tuple[bytes, str]]:
+    def _attribute(
+        self, commits: dict[bytes, Commit], order: list[bytes], trees: set[bytes]
+    ) -> dict[bytes, tuple[bytes, str]]:
         """blob -> (first commit in ``order`` that has it, its path there); each tree is walked
-        once."""
+        once, and only trees whose header was read (``trees``: no bomb, no delta cycle)."""
         where: dict[bytes, tuple[bytes, str]] = {}
         seen: set[bytes] = set()
         for sha in order:
             stack = [(commits[sha].tree, "")]
             while stack:
                 tree_sha, prefix = stack.pop()
-                if tree_sha in seen:
+                if tree_sha in seen or tree_sha not in trees:
                     continue
                 seen.add(tree_sha)
                 tree = self._object(tree_sha)

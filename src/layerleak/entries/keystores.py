@@ -39,6 +39,10 @@ from layerleak.models import Match
 
 RULE_ID = "private-key"
 MAX_CONTAINER = 1024 * 1024  # a key container larger than this is not looked at
+# A password-based key derivation asking for more rounds than this is not run (a crafted file
+# could ask for billions); real ones use 2,048 to 600,000.
+MAX_ITERATIONS = 1_000_000
+MAX_DER_DEPTH = 12
 DEFAULT_PASSWORDS = ("", "changeit", "changeme", "password", "secret", "123456")
 JKS_MAGIC = b"\xfe\xed\xfe\xed"
 JCEKS_MAGIC = b"\xce\xce\xce\xce"
@@ -123,6 +127,8 @@ def _pkcs12(data: bytes) -> Iterator[tuple[str, Match]]:
 
 def _open_pkcs12(data: bytes) -> tuple[str, PrivateKeyTypes | None, list[x509.Certificate]] | None:
     """(the default password that opens it, its key, its certificates), or None."""
+    if max_iterations(data) > MAX_ITERATIONS:
+        return None
     for password in DEFAULT_PASSWORDS:
         tries: tuple[bytes | None, ...] = (None, b"") if password == "" else (password.encode(),)
         for attempt in tries:
@@ -142,6 +148,9 @@ def _java(data: bytes) -> Iterator[tuple[str, Match]]:
     shown = password or '""'
     for alias, entry in sorted(store.private_keys.items()):
         if not entry.is_decrypted():
+            sealed = getattr(entry, "_encrypted", None)  # JCEKS: PBE parameters in the clear
+            if isinstance(sealed, bytes) and max_iterations(sealed) > MAX_ITERATIONS:
+                continue
             try:
                 entry.decrypt(password)
             except Exception:  # noqa: BLE001 - the key has a password of its own
@@ -158,7 +167,8 @@ def _open_java(data: bytes) -> tuple[str, Any] | None:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return password, jks.KeyStore.loads(data, password, try_decrypt_keys=True)
+                # keys are decrypted one by one, after their iteration counts are checked
+                return password, jks.KeyStore.loads(data, password, try_decrypt_keys=False)
         except Exception:  # noqa: BLE001 - wrong password or a damaged store: pyjks raises many kinds
             continue
     return None
@@ -191,3 +201,43 @@ def certificates(data: bytes) -> list[x509.Certificate]:
 def _match(key: PrivateKeyTypes) -> Match:
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode("ascii")
     return validity.judged(Match(rule_id=RULE_ID, secret=pem.strip(), offset=0, line=1))
+
+
+def max_iterations(data: bytes) -> int:
+    """The largest iteration count of the password-based parameters in a DER structure: an
+    INTEGER right after an OCTET STRING in a SEQUENCE (PBKDF2-params, PKCS#12 PBE params and
+    MacData all have that shape), looking inside OCTET STRINGs that hold DER themselves."""
+    return _iterations(data, 0)
+
+
+def _iterations(data: bytes, depth: int) -> int:
+    if depth > MAX_DER_DEPTH:
+        return 0
+    found = 0
+    children = _children(data)
+    if children is None:
+        return 0
+    for i, (tag, body) in enumerate(children):
+        if tag == _INTEGER and i and children[i - 1][0] == _OCTET_STRING:
+            found = max(found, int.from_bytes(body, "big") if len(body) <= 8 else MAX_ITERATIONS + 1)
+        elif tag & 0x20 or tag == _OCTET_STRING:  # constructed, or DER wrapped in an octet string
+            found = max(found, _iterations(body, depth + 1))
+        if found > MAX_ITERATIONS:
+            break
+    return found
+
+
+def _children(data: bytes) -> list[tuple[int, bytes]] | None:
+    """The (tag, content) elements that exactly fill ``data``; None when it is not DER."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        header = _header(data, pos)
+        if header is None:
+            return None
+        start, length = header
+        if start + length > len(data):
+            return None
+        out.append((data[pos], data[start : start + length]))
+        pos = start + length
+    return out
