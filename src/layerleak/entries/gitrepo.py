@@ -94,7 +94,7 @@ class Collector:
 
     def take(self, path: str, f: Reader) -> bool:
         """Spool ``path`` if it belongs to a repository's object database (True: consumed)."""
-        m = _GIT_FILE.fullmatch(path)
+        m = _GIT_FILE.fullmatch(path) if ".git/" in path else None
         if m is None:
             return False
         root, rel = m.group("root"), m.group("rel")
