@@ -195,6 +195,8 @@ class ImageResult:
     errors: tuple[ScanIssue, ...]
     findings: tuple[Finding, ...]
     hidden_findings: int = 0  # below the --min-confidence threshold, left out of ``findings``
+    baselined: int = 0  # in the --baseline report, left out of ``findings``
+    ignored: int = 0  # matched an [[ignore]] entry of .layerleak.toml, left out of ``findings``
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,14 @@ class ScanReport:
     @property
     def findings(self) -> list[Finding]:
         return [f for t in self.targets for i in t.images for f in i.findings]
+
+    @property
+    def baselined(self) -> int:
+        return sum(i.baselined for t in self.targets for i in t.images)
+
+    @property
+    def ignored(self) -> int:
+        return sum(i.ignored for t in self.targets for i in t.images)
 
     @property
     def has_errors(self) -> bool:
