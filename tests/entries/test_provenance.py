@@ -323,3 +323,12 @@ def test_real_npm_install(layerleak: Layerleak, npm_project: Path, tmp_path: Pat
     assert found[tokens["unpublished"]][1:] == ("high", None)
     assert found[tokens["npmrc"]][0] == "/app/node_modules/ms/.npmrc" and found[tokens["npmrc"]][2] is None
     assert found[tokens["unlocked"]] == ("/app/node_modules/rogue/index.js", "high", None)
+
+
+def test_a_file_too_large_to_digest_is_vendor_by_path_only() -> None:
+    """The walk digests files that fit in its first chunk; a larger one has no digests (an empty
+    set): an npm package still vouches for it by path, a package database never does."""
+    known = _npm_known(_pkg("big"))
+    known["/usr/share/doc/x/big.conf"] = {"md5:" + hashlib.md5(b"x").hexdigest()}
+    files = {f"{NM}/big/dist/bundle.js": frozenset(), "/usr/share/doc/x/big.conf": frozenset()}
+    assert provenance.vendored([(0, known, files)]) == {(0, f"{NM}/big/dist/bundle.js")}

@@ -38,7 +38,8 @@ also vouches for ``/usr/bin/x``. Byte code (``__pycache__/*.pyc``) is compiled a
 and recorded nowhere: it counts as vendor content when its ``.py`` source is recorded by a package
 and was not itself found modified. Only files and databases that fit in the first
 chunk the walk reads (8 MiB) are digested or parsed; a larger file with a match keeps its
-confidence (it is reported, never hidden).
+confidence (it is reported, never hidden) unless its path alone vouches for it (npm, Go modules,
+gems).
 """
 
 from __future__ import annotations
@@ -245,7 +246,7 @@ def vendored(
         path
         for _, _, files in layers
         for path, digests in files.items()
-        if path in known and known[path].isdisjoint(digests)
+        if digests and path in known and known[path].isdisjoint(digests)
     }
     return {
         (index, path)

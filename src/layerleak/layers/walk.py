@@ -183,8 +183,8 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     for inner_path, match in matches:
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
     whole = member.size <= len(first)
-    if whole and len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first)
+    if len(result.hits) > hits_before:  # a file too large to hold whole: no digest, its path still counts
+        result.digests[path] = provenance.file_digests(first) if whole else frozenset()
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
