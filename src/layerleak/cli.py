@@ -15,11 +15,13 @@ from layerleak.errors import LayerleakError
 from layerleak.findings.policy import EXIT_ERROR, exit_code, parse_fail_on
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.report.escape import escape
 from layerleak.report.json_report import render_json
 from layerleak.report.progress import layer_progress
 from layerleak.report.table import render_table
 from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
 from layerleak.scan.layers import default_jobs
+from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
 from layerleak.store.cache import LayerCache
 
@@ -27,7 +29,16 @@ SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
 
 def _fail(message: str) -> None:
-    click.echo(f"layerleak: error: {message}", err=True)
+    click.echo(f"layerleak: error: {escape(message)}", err=True)
+
+
+def _check_platform(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            platforms.parse(value)
+        except LayerleakError as exc:
+            raise click.BadParameter(exc.message) from None
+    return value
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +58,7 @@ def main() -> None:
               help="Put whole secrets in the report (for responders who must rotate them).")
 @click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False), default="low",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
-@click.option("--platform", metavar="OS/ARCH[/VARIANT]",
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", callback=_check_platform,
               help="Scan only this platform of a multi-platform image.")
 @click.option("--rules", "rule_paths", multiple=True,
               type=click.Path(exists=True, path_type=Path),
@@ -62,6 +73,10 @@ def main() -> None:
               help="Read the registry password from stdin (else env LAYERLEAK_PASSWORD).")
 @click.option("--insecure", is_flag=True,
               help="Registries: allow plain HTTP and do not verify TLS certificates.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="Registries: also trust the CA certificates in this PEM file.")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
@@ -82,6 +97,8 @@ def scan(
     username: str | None,
     password_stdin: bool,
     insecure: bool,
+    ca_file: str | None,
+    cert_dir: str | None,
     no_cache: bool,
     jobs: int | None,
     gate: str,
@@ -92,7 +109,7 @@ def scan(
     docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
     """
     try:
-        engine = Engine(load_rules(rule_paths), gate=gate)
+        engine = Engine(load_rules(rule_paths, warn=_warn), gate=gate)
     except ImportError:
         _fail("--gate hyperscan: the hyperscan package is not installed (pip install 'layerleak[accel]')")
         sys.exit(EXIT_ERROR)
@@ -102,7 +119,8 @@ def scan(
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
-        source=SourceOptions(username=username, password=password, insecure=insecure, platform=platform),
+        source=SourceOptions(username=username, password=password, insecure=insecure,
+                             ca_file=ca_file, cert_dir=cert_dir, platform=platform),
         jobs=jobs or default_jobs(),
         min_confidence=Confidence.parse(min_confidence),
     )
@@ -119,7 +137,7 @@ def scan(
                     if fatal:
                         _fail(line)
                     else:
-                        click.echo(f"layerleak: warning: {line}", err=True)
+                        click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 results.append(result)
     finally:
         if cache is not None:
@@ -141,6 +159,10 @@ def scan(
     sys.exit(exit_code(report, parse_fail_on(fail_on)))
 
 
+def _warn(message: str) -> None:
+    click.echo(f"layerleak: warning: {message}", err=True)
+
+
 def _plain(text: str, _style: str) -> str:
     return text
 
@@ -156,7 +178,7 @@ def _styler(text: str, style: str) -> str:
 def list_rules(rule_paths: tuple[Path, ...]) -> None:
     """List the rules in use (built-in plus --rules)."""
     try:
-        rules = load_rules(rule_paths)
+        rules = load_rules(rule_paths, warn=_warn)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)

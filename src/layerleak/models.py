@@ -118,7 +118,7 @@ class Finding:
     severity: Severity
     confidence: Confidence
     target: str
-    image: str
+    image: str | None  # None: a layer of no known image (the manifest was never reached)
     image_id: str | None
     location: Location
     fingerprint: str
@@ -160,7 +160,7 @@ class LayerSummary:
 @dataclass(frozen=True, slots=True)
 class ImageResult:
     target: str
-    image: str  # a human name: repo:tag, ref name, or digest
+    image: str | None  # a human name: repo:tag, ref name, or digest; None: unattributed layers
     image_id: str | None  # config digest
     platform: str | None
     layers: tuple[LayerSummary, ...]

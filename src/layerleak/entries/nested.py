@@ -49,6 +49,7 @@ from layerleak.detect.engine import CHUNK_SIZE, Engine
 from layerleak.entries.decoders import scan_leaf
 from layerleak.entries.limits import MIB, Budget, Cut, Limited, ended
 from layerleak.entries.streams import Counting, Prefixed, Reader
+from layerleak.layers import targuard
 from layerleak.models import Match
 
 SEP = "!/"
@@ -168,15 +169,17 @@ class _FileScan:
     ) -> Iterator[Hit]:
         where = inner or "this file"
         try:
-            tar = tarfile.open(fileobj=cast(IO[bytes], Prefixed(first, rest)), mode="r|")
-            for member in tar:
+            tar = targuard.open_stream(cast(IO[bytes], Prefixed(first, rest)))
+            for member in targuard.members(tar):
                 name = _member_name(member.name)
                 self.budget.entry(join(base, name))
                 if not member.isreg() or member.size == 0:
                     continue
-                f = tar.extractfile(member)
+                f: Any = tar.extractfile(member)
                 if f is None:
                     continue
+                if member.issparse():
+                    f = targuard.SparseData(f, member)  # its stored data, not its holes
                 head = f.read(CHUNK_SIZE)
                 child = join(base, name)
                 yield from self.content(child, child, posixpath.basename(name), head, f, depth + 1)

@@ -29,7 +29,7 @@ from layerleak.models import (
     SourceKind,
     Status,
 )
-from layerleak.sources.interface import ImageDesc
+from layerleak.sources.interface import ImageDesc, LayerRef
 from layerleak.store.sealed import AnyMatch, fingerprint_of, plaintexts, redacted_of, secret_of
 
 
@@ -41,10 +41,16 @@ def assemble(
     show_secrets: bool,
 ) -> ImageResult:
     issues = [ScanIssue(message=p, fatal=False) for p in image.problems]
+    issues.extend(ScanIssue(message=e) for e in image.errors)
     steps = layer_steps(image.config, len(image.layers))
     stack: list[LayerScan | None] = []
     for layer in image.layers:
         scan = scans.get(layer.key)
+        if scan is not None and scan.error is None:
+            issues.extend(
+                ScanIssue(message=m, layer_index=layer.index, layer_digest=layer.digest)
+                for m in integrity(layer, scan)
+            )
         if scan is None:
             issues.append(
                 ScanIssue(
@@ -157,6 +163,22 @@ def assemble(
         errors=tuple(issues),
         findings=tuple(findings),
     )
+
+
+def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
+    """What is wrong with a layer's bytes: not the diff_id the config lists for it, or not the
+    blob digest the manifest names. Only sha256 claims are checked (what the walk hashes)."""
+    problems = []
+    claimed = layer.diff_id
+    if claimed and claimed.startswith("sha256:") and scan.diff_id and scan.diff_id != claimed:
+        problems.append(
+            f"layer content does not match its diff_id: the config says {claimed}, "
+            f"the content is {scan.diff_id}"
+        )
+    blob = layer.blob_digest
+    if blob and blob.startswith("sha256:") and scan.blob_sha256 and scan.blob_sha256 != blob:
+        problems.append(f"layer blob does not match its digest: expected {blob}, it is {scan.blob_sha256}")
+    return problems
 
 
 def _scrubbed(loc: Location, secrets: list[str]) -> Location:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from itertools import groupby
 
 from layerleak.models import Finding, ImageResult, ScanReport, SourceKind
+from layerleak.report.escape import escape
 
 WIDTH = 80
 Style = Callable[[str, str], str]
@@ -16,7 +17,9 @@ def _plain(text: str, _style: str) -> str:
 
 
 def _cut(text: str, width: int) -> str:
-    text = " ".join(text.splitlines()).replace("\t", " ").rstrip()
+    """One line of at most ``width`` characters; whatever came from the image is escaped, so no
+    control sequence reaches the terminal (report/escape.py)."""
+    text = escape(" ".join(text.splitlines()).replace("\t", " ").rstrip())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -56,7 +59,7 @@ def _fate(f: Finding) -> str:
 
 def render_image(image: ImageResult, style: Style) -> list[str]:
     lines = []
-    head = f"{image.image}"
+    head = image.image if image.image is not None else "(layers of no known image)"
     meta = [image.image_id[:19] + "…" if image.image_id else None, image.platform]
     lines.append(style(_cut(head, WIDTH), "bold"))
     lines.append(
@@ -100,7 +103,7 @@ def render_image(image: ImageResult, style: Style) -> list[str]:
             extra = f"  [{fate}]" if fate else ""
             if str(f.confidence) != "high":
                 extra += f"  ({f.confidence} confidence{', ' + f.reason if f.reason else ''})"
-            lines.append("             " + _cut(detail.splitlines()[0] + extra, WIDTH - 13))
+            lines.append("             " + _cut((detail.splitlines() or [""])[0] + extra, WIDTH - 13))
     return lines
 
 

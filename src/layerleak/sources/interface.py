@@ -32,7 +32,10 @@ class ImageDesc:
     platform: str | None
     config: Mapping[str, Any]
     layers: tuple[LayerRef, ...]
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = field(default=())  # warnings: readable, but not as specified
+    # errors: the image is not what it claims (a digest mismatch, a config that is not an
+    # object, a refused blob path); exit 2, what could be scanned still is
+    errors: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class SourceOptions:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     insecure: bool = False  # registries: allow plain HTTP and skip TLS verification
+    ca_file: str | None = None  # registries: trust this PEM file's CAs (see registry_tls.py)
+    cert_dir: str | None = None  # registries: trust the *.crt files in this directory
     platform: str | None = None  # registries: fetch only this platform's manifests
 
 
@@ -82,6 +87,15 @@ class ImageSource(abc.ABC):
         Each stream is valid until the next item is requested. A missing blob raises
         ImageFormatError for that key only if the source cannot go on.
         """
+
+    # Set when the target itself is cut short or corrupt part-way (an archive): what was read
+    # before is still scanned, and the scan reports this as an error of the target.
+    damage: str | None = None
+
+    def unattributed(self) -> list[LayerRef]:
+        """Blobs that look like layers, for a target whose images cannot be described (its
+        manifest was never reached, or cannot be read): they are scanned as layers of no image."""
+        return []
 
     def locate(self, key: str) -> BlobLocation | None:
         """Where blob ``key`` lies in a local file, when it does (then layers can be scanned in
