@@ -223,11 +223,14 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     # Hardlinks and symlinks point at content scanned elsewhere: never scan it twice.
     if not member.isreg() or member.size == 0:
         return
-    f: IO[bytes] | targuard.SparseData | None = tar.extractfile(member)
+    f: IO[bytes] | targuard.SparseData | provenance.Hashing | None = tar.extractfile(member)
     if f is None:
         return
     if member.issparse():
         f = targuard.SparseData(f, member)
+    hashing = None
+    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
+        f = hashing = provenance.Hashing(f, path)
     first = f.read(FILE_HEAD)
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
@@ -239,8 +242,8 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     for inner_path, match in matches:
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
     whole = member.size <= len(first)
-    if len(result.hits) > hits_before:  # a file too large to hold whole: no digest, its path still counts
-        result.digests[path] = provenance.file_digests(first) if whole else frozenset()
+    if len(result.hits) > hits_before:
+        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
