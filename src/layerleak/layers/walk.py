@@ -247,13 +247,16 @@ def _visit(
     # Hardlinks and symlinks point at content scanned elsewhere: never scan it twice.
     if not member.isreg() or member.size == 0:
         return
-    f: IO[bytes] | targuard.SparseData | None = tar.extractfile(member)
+    f: IO[bytes] | targuard.SparseData | provenance.Hashing | None = tar.extractfile(member)
     if f is None:
         return
     if member.issparse():
         f = targuard.SparseData(f, member)
     if repos.take(path, f):  # a git object file: read with its repository
         return
+    hashing = None
+    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
+        f = hashing = provenance.Hashing(f, path)
     first = f.read(FILE_HEAD)
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
@@ -268,8 +271,8 @@ def _visit(
     for fp, kind, detail in pubkeys.public_keys(path, first):
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
-    if whole and len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first)
+    if len(result.hits) > hits_before:
+        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
