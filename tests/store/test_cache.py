@@ -193,5 +193,7 @@ def test_a_crafted_archive_cannot_borrow_a_clean_layers_cached_result(tmp_path: 
     _archive(tmp_path / "crafted.tar", _layer({"app/.env": f"GITHUB_TOKEN={token}\n".encode()}),
              diff_id)
     crafted = _cli(str(tmp_path / "crafted.tar"), cache_dir=tmp_path / "cache")
-    assert crafted.returncode == 1, crafted.stderr
+    # scanned, not served: its secret is found, and its lie about the diff_id is an error (exit 2)
+    assert crafted.returncode == 2, crafted.stderr
+    assert "does not match its diff_id" in crafted.stderr
     assert [f["rule_id"] for f in json.loads(crafted.stdout)["findings"]] == ["github-pat-classic"]
