@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exi
 from layerleak.findings.suppress import Baseline, Suppressor
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.report.atomic import AtomicFile, write_atomic
 from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
 from layerleak.report.interface import Renderer, RenderOptions
@@ -32,6 +34,7 @@ from layerleak.scan.layers import default_jobs
 from layerleak.settings import Settings, find_config, load_settings
 from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
+from layerleak.sources.targets import reads_stdin
 from layerleak.store.cache import LayerCache
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
@@ -50,7 +53,46 @@ def _check_platform(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command stopped by Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: raised in the main thread wherever it is, so every ``finally``
+    runs (worker processes are stopped, a partial -o file is removed), then one line and
+    128 + the signal's number. Not a KeyboardInterrupt: click would turn that into exit 1."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+class _Main(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        handlers: dict[signal.Signals, Any] = {}
+        try:
+            try:
+                for wanted in (signal.SIGINT, signal.SIGTERM):
+                    handlers[wanted] = signal.signal(wanted, _stop)
+            except ValueError:  # not the main thread (an embedding caller): leave signals alone
+                pass
+            return super().main(*args, **kwargs)
+        except Stopped as stop:
+            for quiet in handlers:  # a second Ctrl-C while we say goodbye changes nothing
+                signal.signal(quiet, signal.SIG_IGN)
+            word = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+            click.echo(f"layerleak: {word}", err=True)
+            sys.exit(EXIT_INTERRUPTED if stop.signum == signal.SIGINT else EXIT_TERMINATED)
+        finally:
+            for restored, handler in handlers.items():
+                signal.signal(restored, handler)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="layerleak")
 def main() -> None:
     """Find secrets baked into container image layers."""
@@ -156,6 +198,9 @@ def scan(
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
+    if password_stdin and any(reads_stdin(t) for t in targets):
+        _fail("--password-stdin and a target read from stdin cannot share it: use env LAYERLEAK_PASSWORD")
+        sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
@@ -175,7 +220,7 @@ def scan(
     render_options = _render_options(output, color, {r.id: r for r in engine.rules})
     # A format of independent records (jsonl) is written as each target ends: a pipeline reads
     # the first image's findings while the next is scanned.
-    stream = _open_output(output) if chosen.streams else None
+    stream, partial = _open_output(output) if chosen.streams else (None, None)
     results: list[TargetResult] = []
     try:
         with layer_progress(not no_progress) as progress:
@@ -190,11 +235,16 @@ def scan(
                 if stream is not None:
                     chosen.write_target(kept, render_options, stream)
                     stream.flush()
+    except BaseException:  # interrupted, or failed: no half-written -o file is left behind
+        if partial is not None:
+            partial.discard()
+            partial = None
+        raise
     finally:
         if cache is not None:
             cache.close()
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
+        if partial is not None:
+            _commit(partial)
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
     if stream is None:
         _emit(report, chosen, output, render_options)
@@ -293,13 +343,23 @@ def _render_options(output: Path | None, color: str, rules: dict[str, Rule]) -> 
     )
 
 
-def _open_output(output: Path | None) -> TextIO:
+def _open_output(output: Path | None) -> tuple[TextIO, AtomicFile | None]:
+    """stdout, or the -o file being written (it replaces FILE when complete: report/atomic.py)."""
     if output is None:
-        return sys.stdout
+        return sys.stdout, None
     try:
-        return output.open("w", encoding="utf-8")
+        partial = AtomicFile(output)
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror}")
+        sys.exit(EXIT_ERROR)
+    return partial.file, partial
+
+
+def _commit(partial: AtomicFile) -> None:
+    try:
+        partial.commit()
+    except OSError as exc:
+        _fail(f"cannot write {partial.path}: {exc.strerror}")
         sys.exit(EXIT_ERROR)
 
 
@@ -307,7 +367,7 @@ def _emit(report: ScanReport, chosen: Renderer, output: Path | None, options: Re
     text = chosen.render(report, options)
     if output is not None:
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomic(output, text)
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror}")
             sys.exit(EXIT_ERROR)

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sqlite3
+import string
 import subprocess
 import sys
 import tarfile
