@@ -22,6 +22,7 @@ from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
 from layerleak.scan.layers import default_jobs
 from layerleak.sources.interface import SourceOptions
 from layerleak.store.cache import LayerCache
+from layerleak.store.results.record import ScanRecorder, read_targets
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -38,7 +39,11 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
+@click.option("--from-file", "from_file", metavar="FILE",
+              help="Also scan the targets listed in FILE, one a line (# comments); - reads stdin.")
+@click.option("--db", "db_url", metavar="URL",
+              help="Also record the results in this database (SQLite PATH or postgresql://...).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
               show_default=True, help="Output format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -71,6 +76,8 @@ def main() -> None:
                    "byte: slow, for comparisons). Findings are the same with each.")
 def scan(
     targets: tuple[str, ...],
+    from_file: str | None,
+    db_url: str | None,
     fmt: str,
     output: Path | None,
     show_secrets: bool,
@@ -99,7 +106,18 @@ def scan(
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
+    if from_file == "-" and password_stdin:
+        _fail("--from-file - and --password-stdin both read stdin: put the targets in a file")
+        sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        targets = (*targets, *(read_targets(from_file) if from_file else ()))
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    if not targets:
+        _fail("name at least one TARGET, or --from-file FILE")
+        sys.exit(EXIT_ERROR)
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
         source=SourceOptions(username=username, password=password, insecure=insecure, platform=platform),
@@ -108,6 +126,7 @@ def scan(
     )
     try:
         cache = None if no_cache else LayerCache.open_default()
+        recorder = ScanRecorder(db_url, engine.ruleset) if db_url else None
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -120,10 +139,17 @@ def scan(
                         _fail(line)
                     else:
                         click.echo(f"layerleak: warning: {line}", err=True)
+                if recorder is not None:
+                    recorder.record(result)
                 results.append(result)
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
     finally:
         if cache is not None:
             cache.close()
+        if recorder is not None:
+            recorder.close()
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
     if fmt == "json":
         text = render_json(report)
@@ -163,3 +189,13 @@ def list_rules(rule_paths: tuple[Path, ...]) -> None:
     for rule in sorted(rules, key=lambda r: r.id):
         click.echo(f"{rule.id:<40} {str(rule.severity):<9} {rule.title}")
     click.echo(f"{len(rules)} rules")
+
+
+def _register_fleet() -> None:
+    from layerleak.cli_fleet import db, registry
+
+    main.add_command(registry)
+    main.add_command(db)
+
+
+_register_fleet()
