@@ -154,6 +154,7 @@ def registry(
                 options,
                 progress,
                 on_error=_fail,
+                base_url=lambda: catalog.base_url,
             )
     except LayerleakError as exc:
         _fail(exc.diagnostics())

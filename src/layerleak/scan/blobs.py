@@ -20,7 +20,8 @@ import urllib3
 from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError
 from layerleak.layers.walk import FileHit, LayerScan, scan_layer
-from layerleak.sources.registry import Reference, RegistryClient
+from layerleak.sources.catalog import RepoClient
+from layerleak.sources.registry import RegistryClient
 from layerleak.sources.registry_auth import Credentials, find_credentials
 from layerleak.sources.stream import BlobError, VerifyingReader
 from layerleak.store.sealed import SealedMatch, seal
@@ -40,6 +41,7 @@ class BlobTask:
     digest: str
     size: int | None
     insecure: bool = False
+    base: str | None = None  # the registry's base URL, as enumeration found it
     # Local runners pass the job's credentials; a remote Dask worker finds its own (env, docker
     # config) when this is None, so no password travels to the scheduler.
     creds: Credentials | None = field(default=None, repr=False)
@@ -66,12 +68,7 @@ def _client(task: BlobTask) -> RegistryClient:
     client = clients.get((task.host, task.repo))
     if client is None:
         creds = task.creds if task.creds is not None else find_credentials(task.host, None, None)
-        client = RegistryClient(
-            Reference(task.host, task.repo, None, task.digest),
-            creds,
-            task.insecure,
-            f"{task.host}/{task.repo}",
-        )
+        client = RepoClient(task.host, task.repo, creds, task.insecure, task.base)
         clients[(task.host, task.repo)] = client
     return client
 

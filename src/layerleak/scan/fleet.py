@@ -41,6 +41,7 @@ class FleetOptions:
     min_confidence: Confidence = Confidence.MEDIUM
     insecure: bool = False
     creds: Credentials | None = field(default=None, repr=False)
+    base_url: str | None = None  # the registry's https:// or http:// base, once known
     base_layers: frozenset[str] = frozenset()  # --base: layer digests of the named base image(s)
     common_repos: int | None = None  # a layer seen in more than this many other repos is inherited
 
@@ -102,6 +103,7 @@ def run_fleet(
     options: FleetOptions,
     progress: FleetProgress | None = None,
     on_error: ErrorHook | None = None,
+    base_url: Callable[[], str | None] | None = None,
 ) -> FleetSummary:
     """Run one job; problems are lines in ``summary.errors`` (and ``on_error``), never raised,
     except a database that cannot be written (a StoreError: nothing can be checkpointed)."""
@@ -146,6 +148,7 @@ def run_fleet(
                     layer.blob_digest,
                     layer.size,
                     options.insecure,
+                    base_url() if base_url else options.base_url,
                     options.creds,
                 )
     summary.layers_unique = len(tasks)
@@ -260,10 +263,14 @@ def _repo_counts(db: ResultsDB, found: list[Found], options: FleetOptions) -> di
 def _inherited(image: Found, options: FleetOptions, counts: dict[tuple[str, str], int]) -> list[int]:
     out = []
     for layer in image.image.layers:
-        if layer.digest in options.base_layers or (layer.blob_digest or "") in options.base_layers or (
-            options.common_repos is not None
-            and layer.blob_digest
-            and counts.get((image.repo, content_key(layer.blob_digest)), 0) > options.common_repos
+        if (
+            layer.digest in options.base_layers
+            or (layer.blob_digest or "") in options.base_layers
+            or (
+                options.common_repos is not None
+                and layer.blob_digest
+                and counts.get((image.repo, content_key(layer.blob_digest)), 0) > options.common_repos
+            )
         ):
             out.append(layer.index)
     return out

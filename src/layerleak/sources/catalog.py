@@ -34,7 +34,14 @@ from layerleak.sources.layout import (
     platform_matches,
     platform_of,
 )
-from layerleak.sources.registry import _HOST, Reference, RegistryClient, _registry_error
+from layerleak.sources.registry import (
+    _HOST,
+    TIMEOUT,
+    Reference,
+    RegistryClient,
+    _registry_error,
+    _speaks_plain_http,
+)
 from layerleak.sources.registry_auth import Credentials, find_credentials, parse_challenge
 
 PAGE = 100  # entries asked for per page of _catalog and tags/list
@@ -73,15 +80,36 @@ class _BudgetSession(requests.Session):
         return super().send(request, **kwargs)
 
 
-class CatalogClient(RegistryClient):
-    """A :class:`RegistryClient` whose requests count against a budget, with registry-wide GETs."""
+class RepoClient(RegistryClient):
+    """A :class:`RegistryClient` for one repository that can be told the registry's base URL
+    (``https://host`` or ``http://host``) found by an earlier client, so that thousands of
+    repositories cost one probe, not one each."""
 
     def __init__(
-        self, host: str, repo: str, creds: Credentials | None, insecure: bool, budget: RequestBudget
+        self, host: str, repo: str, creds: Credentials | None, insecure: bool, base: str | None = None
     ) -> None:
-        super().__init__(
-            Reference(host, repo, None, None), creds, insecure, f"{host}/{repo}" if repo else host
-        )
+        label = f"{host}/{repo}" if repo else host
+        super().__init__(Reference(host, repo, None, None), creds, insecure, label)
+        if base is not None:
+            self.use_base(base)
+
+    def use_base(self, base: str) -> None:
+        self._base = base
+
+
+class CatalogClient(RepoClient):
+    """A :class:`RepoClient` whose requests count against a budget, with registry-wide GETs."""
+
+    def __init__(
+        self,
+        host: str,
+        repo: str,
+        creds: Credentials | None,
+        insecure: bool,
+        budget: RequestBudget,
+        base: str | None = None,
+    ) -> None:
+        super().__init__(host, repo, creds, insecure, base)
         session = _BudgetSession(budget)
         session.headers = self.session.headers
         session.adapters = self.session.adapters
@@ -109,6 +137,21 @@ class CatalogClient(RegistryClient):
             resp.close()
             raise RegistryError(f"{self.label}: {words}")
         return resp
+
+
+def _probe(client: RegistryClient) -> str | None:
+    """The base URL in one try: the client's own probe retries a failed TLS handshake, which on a
+    plain-HTTP loopback registry costs seconds. None: let the client probe (and explain)."""
+    https = f"https://{client.ref.host}"
+    with requests.Session() as probe:
+        probe.verify = client.session.verify
+        try:
+            probe.get(f"{https}/v2/", timeout=TIMEOUT).close()
+            return https
+        except requests.exceptions.SSLError as exc:
+            return f"http://{client.ref.host}" if client.plain_allowed and _speaks_plain_http(exc) else None
+        except requests.RequestException:
+            return f"http://{client.ref.host}" if client.plain_allowed else None
 
 
 def _next_path(resp: requests.Response) -> str | None:
@@ -227,9 +270,16 @@ class Catalog:
         self.budget = RequestBudget(options.max_requests)
         self.creds = find_credentials(self.host, username, password)
         self.repositories = 0
+        self.base_url: str | None = None  # https://host or http://host, once a client found it
 
     def client(self, repo: str) -> CatalogClient:
-        return CatalogClient(self.host, repo, self.creds, self.options.insecure, self.budget)
+        client = CatalogClient(self.host, repo, self.creds, self.options.insecure, self.budget, self.base_url)
+        if self.base_url is None:
+            found = _probe(client)
+            if found is not None:
+                client.use_base(found)
+            self.base_url = client.base()
+        return client
 
     def repos(self) -> Iterator[str]:
         client = self.client("")
