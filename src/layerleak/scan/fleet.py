@@ -57,7 +57,7 @@ class FleetSummary:
     layers_scanned: int = 0
     layers_reused: int = 0
     bytes_scanned: int = 0
-    findings: int = 0
+    findings: int = 0  # in every image of the job, those unchanged since an earlier run included
     findings_by_status: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -127,6 +127,9 @@ def run_fleet(
         elif isinstance(item, Unchanged):
             summary.images += 1
             summary.images_unchanged += 1
+            for status, n in db.finding_counts(item.name, item.digest, engine.ruleset, scanner).items():
+                summary.findings += n
+                summary.findings_by_status[status] = summary.findings_by_status.get(status, 0) + n
         elif isinstance(item, Problem) and item.fatal:
             error(item.message)
         show.advance()

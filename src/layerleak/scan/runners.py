@@ -18,7 +18,9 @@ from __future__ import annotations
 import abc
 import importlib
 import multiprocessing
+import pickle
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -124,6 +126,11 @@ class PoolRunner(Runner):
 _dask_engines: dict[str, Engine] = {}
 
 
+def _unpack_rules(packed: bytes) -> tuple[Rule, ...]:
+    rules: tuple[Rule, ...] = pickle.loads(zlib.decompress(packed))
+    return rules
+
+
 def _dask_task(task: BlobTask, rules: Sequence[Rule], ruleset: str, gate: str, fn: TaskFn) -> LayerOutcome:
     """Runs on a Dask worker: one engine per worker process and ruleset, built on first use."""
     engine = _dask_engines.get(ruleset)
@@ -176,8 +183,10 @@ class DaskRunner(Runner):
             raise RunnerError(f"cannot reach the Dask scheduler at {address}: {_first_line(exc)}") from None
         threads = sum(self.client.nthreads().values()) or 1
         self.window = window or max(8, 4 * threads)
-        # The rules travel to each worker once, not with every task.
-        self._rules = self.client.scatter(tuple(engine.rules), broadcast=True)
+        # The rules travel once, as a task of their own that the scheduler can run again on a
+        # new worker should the one holding them die (scattered data would be lost with it).
+        packed = zlib.compress(pickle.dumps(tuple(engine.rules)))
+        self._rules = self.client.submit(_unpack_rules, packed, key=f"layerleak-rules-{engine.ruleset}")
 
     def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
         distributed: Any = importlib.import_module("distributed")

@@ -303,6 +303,26 @@ class ResultsDB:
             ).first()
         return row is not None
 
+    def finding_counts(self, name: str, digest: str, ruleset: str, scanner: str) -> dict[str, int]:
+        """A recorded image's findings by status (``config``/``history`` for the others)."""
+        query = (
+            sa.select(t.findings.c.status, t.findings.c.body, sa.func.count())
+            .join(t.images, t.images.c.id == t.findings.c.image_id)
+            .where(
+                t.images.c.name == name,
+                t.images.c.digest == digest,
+                t.images.c.ruleset == ruleset,
+                t.images.c.scanner == scanner,
+            )
+            .group_by(t.findings.c.status, t.findings.c.body)
+        )
+        counts: dict[str, int] = {}
+        with self._errors("read"), self.engine.connect() as conn:
+            for status, body, n in conn.execute(query):
+                key = status or json.loads(body).get("source") or "config"
+                counts[key] = counts.get(key, 0) + int(n)
+        return counts
+
     def record_image(
         self,
         record: ImageRecord,
