@@ -57,7 +57,8 @@ class Fleet:
 
     def job(self, db: Path, *args: str, wait: bool = True) -> Any:
         argv = [sys.executable, "-m", "layerleak", "registry", self.registry.host, "--tags", "all",
-                "--db", str(db), "--format", "json", "--username", "scanner", "--password-stdin", *args]  # fmt: skip
+                "--db", str(db), "--format", "json", "--username", "scanner", "--password-stdin",
+                *args]  # fmt: skip
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -359,8 +360,9 @@ def test_an_unreachable_dask_scheduler_is_one_line_and_the_job_goes_on(
 ) -> None:
     registry, _, home = damaged
     port = services.free_port()
-    code, out, err = _run(home, "registry", registry.host, "--repo", "app00", "--db", str(tmp_path / "d.sqlite3"),
-                          "--dask", f"tcp://127.0.0.1:{port}", "--format", "json")  # fmt: skip
+    code, out, err = _run(home, "registry", registry.host, "--repo", "app00",
+                          "--db", str(tmp_path / "d.sqlite3"), "--dask", f"tcp://127.0.0.1:{port}",
+                          "--format", "json")  # fmt: skip
     assert code == 2
     summary = json.loads(out)
     assert summary["errors"][0].startswith(f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
