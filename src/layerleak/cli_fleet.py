@@ -67,6 +67,10 @@ def _base_layers(bases: tuple[str, ...], host: str, source: SourceOptions) -> fr
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Layers scanned at once (processes, or LocalCluster workers)  [default: CPUs, at most 8].")
 @click.option("--insecure", is_flag=True, help="Allow plain HTTP and do not verify TLS certificates.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="Also trust the CA certificates in this PEM file.")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
               help="Write the summary to FILE instead of stdout.")
@@ -92,6 +96,8 @@ def registry(
     dask_address: str | None,
     jobs: int | None,
     insecure: bool,
+    ca_file: str | None,
+    cert_dir: str | None,
     fmt: str,
     output: Path | None,
     username: str | None,
@@ -114,11 +120,13 @@ def registry(
         engine = Engine(load_rules(rule_paths), gate=gate)
         catalog = Catalog(
             host,
-            CatalogOptions(repos, TagPolicy.parse(tags), platform, insecure, max_requests),
+            CatalogOptions(repos, TagPolicy.parse(tags), platform, insecure, max_requests, ca_file, cert_dir),
             username,
             password,
         )
-        source = SourceOptions(username=username, password=password, insecure=insecure)
+        source = SourceOptions(
+            username=username, password=password, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir
+        )
         base_layers = _base_layers(bases, catalog.host, source)
         db = ResultsDB(db_url)
     except ImportError:
@@ -130,6 +138,8 @@ def registry(
     options = FleetOptions(
         min_confidence=Confidence.parse(min_confidence),
         insecure=insecure,
+        ca_file=ca_file,
+        cert_dir=cert_dir,
         creds=catalog.creds,
         base_layers=base_layers,
         common_repos=common_repos,

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from layerleak.report.escape import escape
 from layerleak.scan.layers import ProgressHook
 
 REDRAW = 0.1  # seconds between redraws
@@ -19,6 +20,7 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
         return
     # rich is imported only for a terminal: a scan in CI or a script starts 0.07 s sooner.
     from rich.console import Console
+    from rich.markup import escape as markup_escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     # Redrawn from the scanning thread, not by rich's refresh thread: with no other thread
@@ -35,7 +37,7 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
     last_redraw = 0.0
 
     def hook(key: str, size: int | None) -> Callable[[int], None]:
-        label = key.rsplit("/", 1)[-1][:16]
+        label = markup_escape(escape(key.rsplit("/", 1)[-1])[:16])  # a name from the image
         task = progress.add_task(label, total=None if size is None else None)
 
         def advance(n: int) -> None:

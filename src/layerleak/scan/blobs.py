@@ -23,6 +23,7 @@ from layerleak.layers.walk import FileHit, LayerScan, scan_layer
 from layerleak.sources.catalog import RepoClient
 from layerleak.sources.registry import RegistryClient
 from layerleak.sources.registry_auth import Credentials, find_credentials
+from layerleak.sources.registry_tls import TrustStore
 from layerleak.sources.stream import BlobError, VerifyingReader
 from layerleak.store.sealed import SealedMatch, seal
 
@@ -41,6 +42,8 @@ class BlobTask:
     digest: str
     size: int | None
     insecure: bool = False
+    ca_file: str | None = None
+    cert_dir: str | None = None
     base: str | None = None  # the registry's base URL, as enumeration found it
     # Local runners pass the job's credentials; a remote Dask worker finds its own (env, docker
     # config) when this is None, so no password travels to the scheduler.
@@ -68,7 +71,8 @@ def _client(task: BlobTask) -> RegistryClient:
     client = clients.get((task.host, task.repo))
     if client is None:
         creds = task.creds if task.creds is not None else find_credentials(task.host, None, None)
-        client = RepoClient(task.host, task.repo, creds, task.insecure, task.base)
+        trust = TrustStore(task.insecure, task.ca_file, task.cert_dir, task.host)
+        client = RepoClient(task.host, task.repo, creds, trust, task.base)
         clients[(task.host, task.repo)] = client
     return client
 

@@ -40,6 +40,8 @@ SUMMARY_VERSION = 1
 class FleetOptions:
     min_confidence: Confidence = Confidence.MEDIUM
     insecure: bool = False
+    ca_file: str | None = None
+    cert_dir: str | None = None
     creds: Credentials | None = field(default=None, repr=False)
     base_url: str | None = None  # the registry's https:// or http:// base, once known
     base_layers: frozenset[str] = frozenset()  # --base: layer digests of the named base image(s)
@@ -150,9 +152,11 @@ def run_fleet(
                     image.repo,
                     layer.blob_digest,
                     layer.size,
-                    options.insecure,
-                    base_url() if base_url else options.base_url,
-                    options.creds,
+                    insecure=options.insecure,
+                    ca_file=options.ca_file,
+                    cert_dir=options.cert_dir,
+                    base=base_url() if base_url else options.base_url,
+                    creds=options.creds,
                 )
     summary.layers_unique = len(tasks)
     known = db.known_layers(tasks, engine.ruleset, scanner)

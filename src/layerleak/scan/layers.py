@@ -15,6 +15,7 @@ path; tests/scan/test_layers.py checks that every other path gives the same find
 
 from __future__ import annotations
 
+import hashlib
 import io
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from layerleak.detect.rules import Rule
 from layerleak.errors import LayerleakError
 from layerleak.layers import tarindex
 from layerleak.layers.decompress import sniff_compression
-from layerleak.layers.walk import LayerScan, merge, scan_layer, scan_layer_part
+from layerleak.layers.walk import Hashing, LayerScan, merge, scan_layer, scan_layer_part
 from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerCache
@@ -215,16 +216,20 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
         blob: IO[bytes] = io.BufferedReader(_Region(f, loc.size), buffer_size=1 << 20)
         if not (threaded and loc.size >= THREADED_GZIP_MIN and sniff_compression(head) == "gzip"):
             return scan_layer(key, blob, engine)
-        stream = igzip_threaded.open(blob, "rb", threads=1)  # type: ignore[no-untyped-call]
+        compressed = Hashing(blob)  # the blob digest, hashed on the inflating thread
+        stream = igzip_threaded.open(compressed, "rb", threads=1)  # type: ignore[no-untyped-call]
         scan: LayerScan | None = None
         try:
             scan = scan_layer(key, stream, engine)
+            while compressed.read(1 << 20):  # a trailer after the gzip stream
+                pass
         except Exception:  # noqa: BLE001 - damage seen early; the plain path reports it as usual
             scan = None
         finally:
             stream.close()
     if scan is None or scan.error is not None:
         return scan_located(key, loc, engine, threaded=False)
+    scan.blob_sha256 = compressed.digest()
     return scan
 
 
@@ -277,8 +282,10 @@ def _scan_in_pool(
     progress: ProgressHook | None,
 ) -> dict[str, LayerScan]:
     hooks = {k: progress(k, loc.size) if progress else None for k, loc in located.items()}
+    split = {t.key for t in tasks if not t.whole}
+    digests: dict[str, str | None] = {}
     try:
-        parts = _run_pool(tasks, engine, jobs, hooks)
+        parts = _run_pool(tasks, engine, jobs, hooks, {k: located[k] for k in split}, digests)
     except BrokenProcessPool:
         raise LayerleakError(
             "a layer-scanning worker process died (out of memory?); try --jobs 1"
@@ -292,8 +299,32 @@ def _scan_in_pool(
         elif any(scan.error is not None for scan in scans):
             found[key] = scan_located(key, loc, engine)  # damage: the straightforward way reports it
         else:
-            found[key] = merge(key, scans, loc.size)
+            found[key] = merge(key, scans, loc.size, digests.get(key))
     return found
+
+
+def hash_region(loc: BlobLocation) -> str | None:
+    """sha256 of a layer's bytes in its file (a split layer's diff_id, which no part sees
+    whole); None if the file cannot be read to the end. hashlib releases the GIL."""
+    digest = hashlib.sha256()
+    left = loc.size
+    try:
+        with open(loc.path, "rb", buffering=0) as f:
+            f.seek(loc.offset)
+            while left > 0:
+                data = f.read(min(left, 4 << 20))
+                if not data:
+                    return None
+                digest.update(data)
+                left -= len(data)
+    except OSError:
+        return None
+    return "sha256:" + digest.hexdigest()
+
+
+def _hash_all(regions: dict[str, BlobLocation], out: dict[str, str | None]) -> None:
+    for key, loc in regions.items():
+        out[key] = hash_region(loc)
 
 
 def _run_pool(
@@ -301,10 +332,19 @@ def _run_pool(
     engine: Engine,
     jobs: int,
     hooks: dict[str, Callable[[int], None] | None],
+    regions: dict[str, BlobLocation] | None = None,
+    digests: dict[str, str | None] | None = None,
 ) -> dict[_Task, LayerScan]:
+    """Run the tasks; meanwhile a thread of this (otherwise waiting) process hashes the
+    ``regions`` of split layers into ``digests``. It starts after the workers are forked."""
     found: dict[_Task, LayerScan] = {}
     with _pool(engine, min(jobs, len(tasks))) as pool:
         pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
+        hasher = None
+        if regions:
+            out = digests if digests is not None else {}
+            hasher = threading.Thread(target=_hash_all, args=(regions, out), name="diff-id", daemon=True)
+            hasher.start()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -313,4 +353,6 @@ def _run_pool(
                 hook = hooks[task.key]
                 if hook is not None:
                     hook(task.size)
+        if hasher is not None:
+            hasher.join()
     return found

@@ -26,23 +26,13 @@ from urllib.parse import urlsplit
 import requests
 
 from layerleak.errors import LayerleakError, RegistryError, UsageError
+from layerleak.sources import platforms
+from layerleak.sources.attestations import is_attestation
 from layerleak.sources.interface import ImageDesc
-from layerleak.sources.layout import (
-    INDEX_TYPES,
-    MANIFEST_TYPES,
-    image_from_manifest,
-    platform_matches,
-    platform_of,
-)
-from layerleak.sources.registry import (
-    _HOST,
-    TIMEOUT,
-    Reference,
-    RegistryClient,
-    _registry_error,
-    _speaks_plain_http,
-)
+from layerleak.sources.layout import INDEX_TYPES, MANIFEST_TYPES, image_from_manifest, platform_of
+from layerleak.sources.registry import _HOST, Reference, RegistryClient, _registry_error
 from layerleak.sources.registry_auth import Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_tls import TrustStore
 
 PAGE = 100  # entries asked for per page of _catalog and tags/list
 MAX_PAGES = 100_000  # a registry that pages forever is cut here
@@ -86,10 +76,10 @@ class RepoClient(RegistryClient):
     repositories cost one probe, not one each."""
 
     def __init__(
-        self, host: str, repo: str, creds: Credentials | None, insecure: bool, base: str | None = None
+        self, host: str, repo: str, creds: Credentials | None, trust: TrustStore, base: str | None = None
     ) -> None:
         label = f"{host}/{repo}" if repo else host
-        super().__init__(Reference(host, repo, None, None), creds, insecure, label)
+        super().__init__(Reference(host, repo, None, None), creds, trust, label)
         if base is not None:
             self.use_base(base)
 
@@ -105,15 +95,16 @@ class CatalogClient(RepoClient):
         host: str,
         repo: str,
         creds: Credentials | None,
-        insecure: bool,
+        trust: TrustStore,
         budget: RequestBudget,
         base: str | None = None,
     ) -> None:
-        super().__init__(host, repo, creds, insecure, base)
+        super().__init__(host, repo, creds, trust, base)
         session = _BudgetSession(budget)
         session.headers = self.session.headers
         session.adapters = self.session.adapters
         session.verify = self.session.verify
+        session.cert = self.session.cert
         self.session = session
 
     def get_v2(self, path: str) -> requests.Response:
@@ -137,21 +128,6 @@ class CatalogClient(RepoClient):
             resp.close()
             raise RegistryError(f"{self.label}: {words}")
         return resp
-
-
-def _probe(client: RegistryClient) -> str | None:
-    """The base URL in one try: the client's own probe retries a failed TLS handshake, which on a
-    plain-HTTP loopback registry costs seconds. None: let the client probe (and explain)."""
-    https = f"https://{client.ref.host}"
-    with requests.Session() as probe:
-        probe.verify = client.session.verify
-        try:
-            probe.get(f"{https}/v2/", timeout=TIMEOUT).close()
-            return https
-        except requests.exceptions.SSLError as exc:
-            return f"http://{client.ref.host}" if client.plain_allowed and _speaks_plain_http(exc) else None
-        except requests.RequestException:
-            return f"http://{client.ref.host}" if client.plain_allowed else None
 
 
 def _next_path(resp: requests.Response) -> str | None:
@@ -250,6 +226,8 @@ class CatalogOptions:
     platform: str | None = None
     insecure: bool = False
     max_requests: int | None = None
+    ca_file: str | None = None
+    cert_dir: str | None = None
 
 
 def parse_host(text: str) -> str:
@@ -269,15 +247,13 @@ class Catalog:
         self.options = options
         self.budget = RequestBudget(options.max_requests)
         self.creds = find_credentials(self.host, username, password)
+        self.trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.host)
         self.repositories = 0
         self.base_url: str | None = None  # https://host or http://host, once a client found it
 
     def client(self, repo: str) -> CatalogClient:
-        client = CatalogClient(self.host, repo, self.creds, self.options.insecure, self.budget, self.base_url)
+        client = CatalogClient(self.host, repo, self.creds, self.trust, self.budget, self.base_url)
         if self.base_url is None:
-            found = _probe(client)
-            if found is not None:
-                client.use_base(found)
             self.base_url = client.base()
         return client
 
@@ -349,12 +325,11 @@ class Catalog:
                 if not isinstance(child, dict) or not isinstance(child.get("digest"), str):
                     yield Problem(f"{name}: index {digest} has a descriptor without digest")
                     continue
-                annotations = child.get("annotations") or {}
-                if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
+                if is_attestation(child):
                     continue
                 child_platform = platform_of(child.get("platform"))
                 wanted = self.options.platform
-                if wanted and child_platform and not platform_matches(child_platform, wanted):
+                if wanted and child_platform and not platforms.matches(child_platform, wanted):
                     continue
                 if skip is not None and skip(name, child["digest"]):
                     yield Unchanged(name, child["digest"])
@@ -377,7 +352,7 @@ class Catalog:
                 yield Unchanged(name, digest)
                 return
             image = image_from_manifest(_config_reader(client), doc, digest, name, platform or None)
-            if self.options.platform and not platform_matches(image.platform, self.options.platform):
+            if self.options.platform and not platforms.matches(image.platform, self.options.platform):
                 return
             yield Found(image, self.host, repo, tag, digest, platform or None)
             return

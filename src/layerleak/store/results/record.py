@@ -43,7 +43,7 @@ class ScanRecorder:
         for image in result.images:
             redacted = tuple(dataclasses.replace(f, secret=None) for f in image.findings)
             self.db.record_image(
-                ImageRecord(name=image.image, platform=image.platform),
+                ImageRecord(name=image.image or result.target, platform=image.platform),
                 dataclasses.replace(image, findings=redacted),
                 self.ruleset,
                 self.scanner,
