@@ -36,6 +36,7 @@ from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
 from layerleak.sources.targets import reads_stdin
 from layerleak.store.cache import LayerCache
+from layerleak.store.results.record import ScanRecorder, read_targets
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -109,7 +110,11 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
+@click.option("--from-file", "from_file", metavar="FILE",
+              help="Also scan the targets listed in FILE, one a line (# comments); - reads stdin.")
+@click.option("--db", "db_url", metavar="URL",
+              help="Also record the results in this database (SQLite PATH or postgresql://...).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
@@ -159,6 +164,8 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def scan(
     ctx: click.Context,
     targets: tuple[str, ...],
+    from_file: str | None,
+    db_url: str | None,
     fmt: str,
     output: Path | None,
     show_secrets: bool,
@@ -201,7 +208,21 @@ def scan(
     if password_stdin and any(reads_stdin(t) for t in targets):
         _fail("--password-stdin and a target read from stdin cannot share it: use env LAYERLEAK_PASSWORD")
         sys.exit(EXIT_ERROR)
+    if from_file == "-" and password_stdin:
+        _fail("--from-file - and --password-stdin both read stdin: put the targets in a file")
+        sys.exit(EXIT_ERROR)
+    if from_file == "-" and any(reads_stdin(t) for t in targets):
+        _fail("--from-file - and a target read from stdin cannot share it: put the targets in a file")
+        sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        targets = (*targets, *(read_targets(from_file) if from_file else ()))
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    if not targets:
+        _fail("name at least one TARGET, or --from-file FILE")
+        sys.exit(EXIT_ERROR)
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
         source=SourceOptions(username=username, password=password, insecure=insecure,
@@ -211,6 +232,7 @@ def scan(
     )
     try:
         cache = None if no_cache else LayerCache.open_default()
+        recorder = ScanRecorder(db_url, engine.ruleset) if db_url else None
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -231,10 +253,18 @@ def scan(
                     else:
                         click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 kept = suppressor.apply(result)
+                if recorder is not None:
+                    recorder.record(kept)
                 results.append(kept)
                 if stream is not None:
                     chosen.write_target(kept, render_options, stream)
                     stream.flush()
+    except LayerleakError as exc:  # the results database failed: one line, no half-written -o file
+        if partial is not None:
+            partial.discard()
+            partial = None
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
     except BaseException:  # interrupted, or failed: no half-written -o file is left behind
         if partial is not None:
             partial.discard()
@@ -243,6 +273,8 @@ def scan(
     finally:
         if cache is not None:
             cache.close()
+        if recorder is not None:
+            recorder.close()
         if partial is not None:
             _commit(partial)
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
@@ -511,3 +543,13 @@ def extract_command(target: str, path: str, layer_index: int, output: Path, as_t
     click.echo(f"sha256:{done.sha256}  {done.size} bytes  {what}  {escape(done.path)}{via}")
     click.echo(f"layer {done.layer_index}  diff_id {done.diff_id or '-'}  blob {done.blob_digest or '-'}")
     click.echo(f"image {escape(done.image)}  written to {escape(str(output))}")
+
+
+def _register_fleet() -> None:
+    from layerleak.cli_fleet import db, registry
+
+    main.add_command(registry)
+    main.add_command(db)
+
+
+_register_fleet()
