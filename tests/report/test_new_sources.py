@@ -85,3 +85,8 @@ def test_json_fields() -> None:
 def test_table_groups() -> None:
     text = renderer("table").render(report(), RenderOptions(rules=SAMPLE_RULES, width=200))
     assert text.index("Annotations") < text.index("Attestations")
+
+
+def test_table_shows_related() -> None:
+    text = renderer("table").render(report(), RenderOptions(rules=SAMPLE_RULES, width=200))
+    assert "its certificate: layer 0 /etc/ssl/certs/server.crt (CN=api.internal.test)" in text
