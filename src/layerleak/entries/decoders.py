@@ -57,11 +57,33 @@ _B64_RUN = re2.compile(
     rb")"
 )
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
+# 1 for a byte a run is made of (its start must follow any other byte, "=" included), else 0
+_RUN_BYTES = bytes(1 if chr(c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else 0
+                   for c in range(256))
+
+
+def _without_long_runs(text: bytes) -> bytes:
+    """``text`` with every stretch of run bytes longer than ``MAX_B64`` blanked out. Such a
+    stretch holds no value :func:`_runs` keeps (a value must start at the stretch's start and be
+    at most ``MAX_B64`` long, ending where the stretch does), and RE2 matches one with its capture
+    group at a few MB/s: a 1 GB line of ``AAAA`` would take minutes (issue 14, floods)."""
+    if len(text) <= MAX_B64:
+        return text
+    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
+    long = np.flatnonzero(np.diff(bounds) - 1 > MAX_B64)
+    if not len(long):
+        return text
+    out = bytearray(text)
+    for i in long:
+        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
+        out[start:end] = bytes(end - start)
+    return bytes(out)
 
 
 def _runs(text: bytes) -> Iterator[tuple[int, int, bytes]]:
     """(start, end, decoded) of each base64 value of text in ``text``."""
-    for m in _B64_RUN.finditer(text):
+    for m in _B64_RUN.finditer(_without_long_runs(text)):
         start, end = m.span(1)
         if end - start > MAX_B64 or (end < len(text) and text[end] in _B64_ALPHABET):
             continue

@@ -267,4 +267,6 @@ def _strip(name: str, kind: str) -> str:
 
 
 def _member_name(name: str) -> str:
+    if not name.isascii():  # undecodable bytes as \xNN text, as layers/walk.py does
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name).lstrip("/") or name
