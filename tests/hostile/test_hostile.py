@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import hostile
 import pytest
+
+import hostile
 from hostile import SECRET_RULE, Case
 
 CASES_DIR_ENV = "LAYERLEAK_HOSTILE_DIR"  # reuse cases written by `python fixtures/hostile.py DIR`
@@ -52,8 +53,9 @@ def _built() -> tuple[Path, list[Case]]:
     reuse = os.environ.get(CASES_DIR_ENV)
     if reuse and (Path(reuse) / "cases.json").exists():
         raw = json.loads((Path(reuse) / "cases.json").read_text())
-        return Path(reuse), [Case(**{**c, "exit_codes": tuple(c["exit_codes"]), "args": tuple(c["args"])})
-                             for c in raw]
+        return Path(reuse), [
+            Case(**{**c, "exit_codes": tuple(c["exit_codes"]), "args": tuple(c["args"])}) for c in raw
+        ]
     outdir = Path(tempfile.mkdtemp(prefix="layerleak-hostile-"))
     atexit.register(shutil.rmtree, outdir, True)
     return outdir, hostile.build(outdir)
@@ -65,8 +67,18 @@ OUTDIR, CASES = _built()
 def run(case: Case, home: Path) -> Outcome:
     kind, _, rest = case.target.partition(":")
     target = f"{kind}:{OUTDIR / rest}"
-    argv = [sys.executable, "-m", "layerleak", "scan", target, "--format", case.fmt, "--no-cache",
-            "--no-progress", *case.args]
+    argv = [
+        sys.executable,
+        "-m",
+        "layerleak",
+        "scan",
+        target,
+        "--format",
+        case.fmt,
+        "--no-cache",
+        "--no-progress",
+        *case.args,
+    ]
     env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "NO_COLOR": "1"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.monotonic()
@@ -86,8 +98,14 @@ def run(case: Case, home: Path) -> Outcome:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Outcome(proc.returncode, out.read().decode("utf-8", "replace"),
-                       err.read().decode("utf-8", "replace"), seconds, usage.ru_maxrss / 1024, killed)
+        return Outcome(
+            proc.returncode,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+            seconds,
+            usage.ru_maxrss / 1024,
+            killed,
+        )
 
 
 def fingerprint(secret: str) -> str:
@@ -97,8 +115,19 @@ def fingerprint(secret: str) -> str:
 def test_the_campaign_is_large_and_covers_every_category() -> None:
     assert len(CASES) >= 80
     categories = {c.category for c in CASES}
-    assert categories >= {"compression-bomb", "zip-bomb", "tar-header", "names", "links", "manifest-config-index",
-                          "digest-mismatch", "truncation", "flood", "redos", "pyc-utf16"}
+    assert categories >= {
+        "compression-bomb",
+        "zip-bomb",
+        "tar-header",
+        "names",
+        "links",
+        "manifest-config-index",
+        "digest-mismatch",
+        "truncation",
+        "flood",
+        "redos",
+        "pyc-utf16",
+    }
     assert len({c.name for c in CASES}) == len(CASES)
 
 
@@ -118,7 +147,9 @@ def test_hostile_case(case: Case, tmp_path: Path) -> None:
     if outcome.returncode == 2:
         assert any(line.startswith("layerleak: error: ") for line in lines), about
     if case.fmt == "table":
-        assert not CONTROL.search(outcome.stdout.replace("\n", "")), f"raw control character in table: {about}"
+        assert not CONTROL.search(outcome.stdout.replace("\n", "")), (
+            f"raw control character in table: {about}"
+        )
         if case.secret is not None:
             assert SECRET_RULE in outcome.stdout, f"planted secret not reported: {about}"
         return

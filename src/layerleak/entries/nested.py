@@ -203,10 +203,10 @@ class _FileScan:
                 return
             with archive:
                 for info in archive.infolist():
-                    name = _member_name(info.filename)
+                    name = _member_name(info.filename or "(unnamed)")
                     child = join(base, name)
                     self.budget.entry(child)
-                    if info.is_dir() or info.file_size == 0:
+                    if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
                         continue
                     yield from self._zip_member(archive, info, child, name, depth)
 

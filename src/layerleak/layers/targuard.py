@@ -81,9 +81,7 @@ class GuardedTarInfo(tarfile.TarInfo):
                 raise TarDamage(f"{at}: more extension headers in a row than {limit}", "max_extension_chain")
             if self.type in _LONG and self.size > limits.max_name_bytes:
                 limit = limit_text("max_name_bytes", limits.max_name_bytes)
-                raise TarDamage(
-                    f"{at}: GNU long name of {self.size} bytes is over {limit}", "max_name_bytes"
-                )
+                raise TarDamage(f"{at}: GNU long name of {self.size} bytes is over {limit}", "max_name_bytes")
             if self.type in _PAX and self.size > limits.max_header_bytes:
                 limit = limit_text("max_header_bytes", limits.max_header_bytes)
                 raise TarDamage(f"{at}: PAX header of {self.size} bytes is over {limit}", "max_header_bytes")

@@ -79,7 +79,8 @@ class TarStreamSource(ImageSource):
                 yield name, f
         except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
             if count == 0 and not self._yielded:  # nothing read: the whole target's error
-                raise ImageFormatError(f"{self.label}: archive is truncated or corrupt ({_why(exc)})") from None
+                why = _why(exc)
+                raise ImageFormatError(f"{self.label}: archive is truncated or corrupt ({why})") from None
             self.damage = f"{self.label}: archive is corrupt or truncated after {count} files ({_why(exc)})"
 
     def unattributed(self) -> list[LayerRef]:
