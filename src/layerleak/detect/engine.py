@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import importlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import IO, Any
 
 import ahocorasick
-import numpy as np
 
 from layerleak.detect import filters, validity
 from layerleak.detect.entropy import shannon_entropy
-from layerleak.detect.gate import make_gate
+from layerleak.detect.gate import GATES, Gate, make_gate
 from layerleak.detect.rules import (
     SECRET_GROUP,
     Allowlist,
@@ -112,10 +113,15 @@ class Engine:
                 unrestricted[kw] = free
         paths = [r.path_regex for r in self.rules if r.path_regex]
         self._any_path = compile_checked("|".join(f"(?:{p})" for p in paths), "path") if paths else None
-        self._automaton = _automaton(by_keyword)
-        self._gate = make_gate(gate, by_keyword)
-        self._plain_automaton = _automaton(unrestricted) if unrestricted else None
-        self._plain_gate = make_gate(gate, unrestricted) if unrestricted else None
+        # The automata and gates are built on the first scan (prepare()): a rescan answered
+        # from the cache never needs them, and Hyperscan's compile alone takes a tenth of a second.
+        if gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r} (expected one of {', '.join(GATES)})")
+        if gate == "hyperscan":
+            importlib.import_module("hyperscan")  # ImportError now, not at the first scan
+        self._gate_choice = gate
+        self._by_keyword = by_keyword
+        self._unrestricted = unrestricted
         # Rules without keywords (gitleaks allows them) run over every chunk, whole. File-presence
         # rules (gitleaks' path-only rules) never run a regex: a matching path is the finding.
         self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords and not r.presence)
@@ -126,8 +132,34 @@ class Engine:
         )
         self._keyworded = bool(by_keyword)
         self._reach = max((len(kw) for kw in by_keyword), default=1) - 1  # past a span's end
-        self.gate = self._gate.name
         self._by_id = {r.id: r for r in self.rules}
+
+    @cached_property
+    def _automaton(self) -> Any:
+        return _automaton(self._by_keyword)
+
+    @cached_property
+    def _gate(self) -> Gate:
+        return make_gate(self._gate_choice, self._by_keyword)
+
+    @cached_property
+    def _plain_automaton(self) -> Any:
+        return _automaton(self._unrestricted) if self._unrestricted else None
+
+    @cached_property
+    def _plain_gate(self) -> Gate | None:
+        return make_gate(self._gate_choice, self._unrestricted) if self._unrestricted else None
+
+    @property
+    def gate(self) -> str:
+        """The gate in use (``auto`` resolved)."""
+        return self._gate.name
+
+    def prepare(self) -> Engine:
+        """Build the automata and gates now (before forking workers that share them)."""
+        for built in (self._automaton, self._gate, self._plain_automaton, self._plain_gate):
+            del built
+        return self
 
     def rule(self, rule_id: str) -> Rule:
         return self._by_id[rule_id]
@@ -358,6 +390,8 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
             else:
                 merged.append((lo, hi))
         return merged
+    import numpy as np  # loaded by the first flood of hits, not by every start-up
+
     arrays = [(length, np.asarray(ends, dtype=np.int64)) for length, ends in groups]
     los = np.concatenate([a + (1 - length - w) for length, a in arrays])
     his = np.concatenate([a + (1 + w) for _, a in arrays])
