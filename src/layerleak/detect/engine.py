@@ -38,6 +38,8 @@ OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary
 LINE_CONTEXT = 1024  # characters of a match's line, each side, given to the filters
 SHORT_ENTROPY_SHARE = 0.85  # a short secret needs this share of the entropy its length allows
 MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit windows
+NO_GATE_BELOW = 1024  # a buffer this small is walked whole: calling a gate costs about what that does,
+# and a rescan from the cache (which scans only the image's build steps) never builds a gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +194,18 @@ class Engine:
     def _scan(self, data: bytes, path: str | None) -> list[Match]:
         if not data:
             return []
-        automaton, gate = (self._automaton, self._gate) if self._keyworded else (None, None)
-        if self._any_path is None or path is None or not self._any_path.search(path):
-            automaton, gate = self._plain_automaton, self._plain_gate
-        candidates = gate.spans(data) if gate is not None else []
+        # Files no path-restricted rule applies to get the automaton and gate without those
+        # rules' keywords. Either is built at its first use.
+        plain = self._any_path is None or path is None or not self._any_path.search(path)
+        automaton: Any = None
+        candidates: list[tuple[int, int]] = []
+        if self._unrestricted if plain else self._keyworded:
+            automaton = self._plain_automaton if plain else self._automaton
+            if len(data) <= NO_GATE_BELOW:
+                candidates = [(0, len(data))]  # the whole buffer, as the gate "none" gives: same hits
+            else:
+                gate = self._plain_gate if plain else self._gate
+                candidates = gate.spans(data) if gate is not None else []
         if not candidates and not self._always:
             return []  # no keyword anywhere: the automaton would find nothing
         windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
