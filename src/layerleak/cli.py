@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,6 +57,15 @@ def main() -> None:
     return_large_buffers()
 
 
+def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--ca-file and --cert-dir, for every command that may read a registry."""
+    command = click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+                           help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key "
+                                "(as certs.d/HOST).")(command)
+    return click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+                        help="Registries: also trust the CA certificates in this PEM file.")(command)
+
+
 @main.command()
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
@@ -85,10 +95,7 @@ def main() -> None:
               help="Read the registry password from stdin (else env LAYERLEAK_PASSWORD).")
 @click.option("--insecure", is_flag=True,
               help="Registries: allow plain HTTP and do not verify TLS certificates.")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
-              help="Registries: also trust the CA certificates in this PEM file.")
-@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
-              help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
+@_ca_options
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
@@ -208,6 +215,7 @@ def scan(
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@_ca_options
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
@@ -363,11 +371,13 @@ def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@_ca_options
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tuple[Path, ...],
                    min_confidence: str, show_secrets: bool, username: str | None, password_stdin: bool,
-                   insecure: bool, no_cache: bool, no_progress: bool) -> None:
+                   insecure: bool, ca_file: str | None, cert_dir: str | None, no_cache: bool,
+                   no_progress: bool) -> None:
     """The image's build, step by step: each layer's digest, size, step, files added, deleted
     and overwritten, and its findings by status; steps that made no layer in place."""
     from layerleak.report.layers import layers_json, layers_table
@@ -375,7 +385,8 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
     from layerleak.sources.targets import open_target
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    source_options = SourceOptions(username=username, password=password, insecure=insecure, platform=platform)
+    source_options = SourceOptions(username=username, password=password, insecure=insecure,
+                                   ca_file=ca_file, cert_dir=cert_dir, platform=platform)
     cache = None
     try:
         engine = Engine(load_rules(rule_paths))
@@ -412,9 +423,10 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@_ca_options
 def extract_command(target: str, path: str, layer_index: int, output: Path, as_tar: bool,
                     image_name: str | None, platform: str | None, username: str | None,
-                    password_stdin: bool, insecure: bool) -> None:
+                    password_stdin: bool, insecure: bool, ca_file: str | None, cert_dir: str | None) -> None:
     """Write PATH exactly as layer N stores it, even if a later layer deleted it (evidence).
 
     Prints the sha256 of what was written and the layer's digests. Symbolic links are never
@@ -424,7 +436,8 @@ def extract_command(target: str, path: str, layer_index: int, output: Path, as_t
     from layerleak.sources.targets import open_target
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    source_options = SourceOptions(username=username, password=password, insecure=insecure, platform=platform)
+    source_options = SourceOptions(username=username, password=password, insecure=insecure,
+                                   ca_file=ca_file, cert_dir=cert_dir, platform=platform)
 
     try:
         done = extract(lambda: open_target(target, source_options), path, layer_index, output,

@@ -16,7 +16,7 @@ from layerleak import __version__
 from layerleak.models import Finding, ImageResult, ScanReport, Severity, SourceKind, Status
 from layerleak.report.escape import escape
 from layerleak.report.interface import Renderer, RenderOptions
-from layerleak.report.table import fate, human_size, step_text, summary_lines, where
+from layerleak.report.table import GROUP_TITLES, GROUPS, fate, human_size, step_text, summary_lines, where
 
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
        "connect-src 'none'; form-action 'none'; base-uri 'none'")
@@ -90,7 +90,8 @@ def status_of(f: Finding) -> str:
     loc = f.location
     if loc.status is not None:
         return str(loc.status)
-    return "config" if loc.source is SourceKind.CONFIG else "history"
+    return {SourceKind.CONFIG: "config", SourceKind.ANNOTATION: "annotation",
+            SourceKind.ATTESTATION: "attestation"}.get(loc.source, "history")
 
 
 def _finding_row(f: Finding, shown: bool) -> str:
@@ -162,7 +163,7 @@ def _image(image: ImageResult, shown: bool) -> str:
     parts.append("<h3>Layers</h3>" + _timeline(image))
     groups: dict[tuple[int, int], list[Finding]] = {}
     for f in image.findings:
-        order = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}[f.location.source]
+        order = GROUPS[f.location.source]
         groups.setdefault((order, f.location.layer_index if f.location.layer_index is not None else -1),
                           []).append(f)
     for (order, index), found in sorted(groups.items()):
@@ -172,7 +173,7 @@ def _image(image: ImageResult, shown: bool) -> str:
             step = f' <span class="step mono">{made}</span>' if made else ""
             title = f'Layer {index} <span class="muted mono">{_e(layer.digest[:19])}</span>{step}'
         else:
-            title = "Config" if order == 1 else "History"
+            title = GROUP_TITLES[order]
         parts.append(f'<section class="group"><h3>{title}</h3>{_table(found, shown)}</section>')
     return f'<section class="image">{"".join(parts)}</section>'
 

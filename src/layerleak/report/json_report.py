@@ -24,7 +24,16 @@ def location_dict(loc: Location) -> dict[str, Any]:
         "status": str(loc.status) if loc.status else None,
         "removed_in_layer": loc.removed_in_layer,
         "key": loc.key,
+        "git": _git(loc),
     }
+
+
+def _git(loc: Location) -> dict[str, Any] | None:
+    g = loc.git
+    if g is None:
+        return None
+    return {"commit": g.commit, "path": g.path, "object": g.object, "reachable": g.reachable,
+            "in_worktree": g.in_worktree}
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -44,6 +53,11 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "reason": f.reason,
         "validity": f.validity.as_dict() if f.validity is not None else None,
         "locations": [location_dict(x) for x in (loc, *f.other_locations)],
+        "related": [
+            {"kind": r.kind, "spki_sha256": r.spki_sha256, "layer_index": r.layer_index, "path": r.path,
+             "detail": r.detail}
+            for r in f.related
+        ],
     }
 
 

@@ -97,9 +97,16 @@ def _logical(f: Finding) -> list[dict[str, Any]]:
                     "kind": "namespace"})
     elif loc.key:
         out.append({"name": loc.key, "fullyQualifiedName": f"{image}/{loc.key}", "kind": "member"})
-    status = fate(f) or ("in the image config" if loc.source is SourceKind.CONFIG else "in the build history")
+    status = fate(f) or _PLACES.get(loc.source, "in the build history")
     out.append({"name": status, "kind": "object"})
     return out
+
+
+_PLACES = {
+    SourceKind.CONFIG: "in the image config",
+    SourceKind.ANNOTATION: "in an annotation",
+    SourceKind.ATTESTATION: "in an attestation",
+}
 
 
 def _message(f: Finding) -> str:
@@ -111,6 +118,8 @@ def _message(f: Finding) -> str:
             where += f", added by `{step_text(loc.created_by)}`"
     elif loc.source is SourceKind.CONFIG:
         where = f"the image config ({loc.key})"
+    elif loc.source in (SourceKind.ANNOTATION, SourceKind.ATTESTATION):
+        where = f"the image's {loc.source} {loc.key}"
     else:
         where = f"build history step {loc.key}"
         if loc.created_by:

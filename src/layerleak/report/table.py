@@ -125,6 +125,17 @@ def where(f: Finding) -> str:
     return _one_line(loc.key or "history")
 
 
+# How findings are grouped, in this order, and what each group is called.
+GROUPS = {
+    SourceKind.LAYER: 0,
+    SourceKind.CONFIG: 1,
+    SourceKind.HISTORY: 2,
+    SourceKind.ANNOTATION: 3,
+    SourceKind.ATTESTATION: 4,
+}
+GROUP_TITLES = {1: "Config", 2: "History", 3: "Annotations", 4: "Attestations"}
+
+
 def fate(f: Finding) -> str:
     loc = f.location
     if loc.status is None:
@@ -177,7 +188,7 @@ def render_image(image: ImageResult, style: Style, width: int | None = WIDTH) ->
 
     def group(f: Finding) -> tuple[int, int]:
         loc = f.location
-        order = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}[loc.source]
+        order = GROUPS[loc.source]
         return order, loc.layer_index if loc.layer_index is not None else -1
 
     for (order, layer_index), items in groupby(image.findings, key=group):
@@ -194,7 +205,7 @@ def render_image(image: ImageResult, style: Style, width: int | None = WIDTH) ->
             else:
                 lines.append(style(title + (f"  {shown}" if shown else ""), "bold"))
         else:
-            lines.append(style("  Config" if order == 1 else "  History", "bold"))
+            lines.append(style(f"  {GROUP_TITLES[order]}", "bold"))
         for f in items:
             sev = str(f.severity)
             label = style(f"{sev.upper():<8}", sev)

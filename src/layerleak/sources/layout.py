@@ -7,6 +7,7 @@ legacy (``<id>/layer.tar``) and Docker >= 25 (OCI layout plus ``manifest.json``)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 from layerleak.entries.limits import DEFAULT_IMAGE_LIMITS, limit_text
 from layerleak.errors import ImageFormatError
+from layerleak.sources.annotations import descriptor_texts, finish_index, manifest_texts, with_texts
 from layerleak.sources.interface import ImageDesc, LayerRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -267,16 +269,9 @@ def oci_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         if walk.errors:
             raise ImageFormatError("; ".join(walk.errors[:3]))
         return []
+    walk.images = finish_index(walk.images, index, walk.fetch, walk.fetch)
     first = walk.images[0]
-    walk.images[0] = ImageDesc(
-        name=first.name,
-        image_id=first.image_id,
-        platform=first.platform,
-        config=first.config,
-        layers=first.layers,
-        problems=first.problems,
-        errors=(*walk.errors, *first.errors),
-    )
+    walk.images[0] = dataclasses.replace(first, errors=(*walk.errors, *first.errors))
     return walk.images
 
 
@@ -315,7 +310,20 @@ class _IndexWalk:
         if message not in self.errors:
             self.errors.append(message)
 
+    def fetch(self, digest: str) -> bytes:
+        """A manifest or blob by digest (annotations.finish_index: both are blobs here)."""
+        return _need(self.read, blob_path(digest), f"blob {digest}")
+
     def descriptor(
+        self, desc: Any, name: str | None, platform: str | None, depth: int, path: tuple[str, ...]
+    ) -> None:
+        """The images under ``desc``, with its annotations (sources/annotations.py)."""
+        start = len(self.images)
+        self._descriptor(desc, name, platform, depth, path)
+        if len(self.images) > start:
+            self.images[start:] = with_texts(self.images[start:], descriptor_texts(desc))
+
+    def _descriptor(
         self, desc: Any, name: str | None, platform: str | None, depth: int, path: tuple[str, ...]
     ) -> None:
         limits = DEFAULT_IMAGE_LIMITS
@@ -355,8 +363,10 @@ class _IndexWalk:
         if media in INDEX_TYPES or (media is None and "manifests" in doc):
             if mismatch:
                 self.error(mismatch)
+            start = len(self.images)
             for child in as_list(doc.get("manifests")):
                 self.descriptor(child, name, None, depth + 1, (*path, digest))
+            self.images[start:] = finish_index(self.images[start:], doc, self.fetch, self.fetch)
             return
         if media not in MANIFEST_TYPES and "layers" not in doc:
             return  # an artifact we do not scan (signature, SBOM, ...)
@@ -366,10 +376,7 @@ class _IndexWalk:
             self.error(exc.message)
             return
         if mismatch:
-            image = ImageDesc(
-                name=image.name, image_id=image.image_id, platform=image.platform, config=image.config,
-                layers=image.layers, problems=image.problems, errors=(mismatch, *image.errors),
-            )
+            image = dataclasses.replace(image, errors=(mismatch, *image.errors))
         self.images.append(image)
 
 
@@ -422,6 +429,8 @@ def image_from_manifest(
         layers=tuple(layers),
         problems=tuple(problems),
         errors=tuple(errors),
+        manifest_digest=digest,
+        texts=manifest_texts(manifest),
     )
 
 
