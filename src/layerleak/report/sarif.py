@@ -146,6 +146,18 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
                 "logicalLocations": _logical(f),
             }
         ],
+        "relatedLocations": [
+            {
+                "id": n,
+                "physicalLocation": {
+                    "artifactLocation": {"uri": _uri(f)},
+                    "region": {"startLine": other.line or 1},
+                },
+                "message": {"text": f"the same secret in layer {other.layer_index}"
+                                    + (f" ({other.status})" if other.status else "")},
+            }
+            for n, other in enumerate(f.other_locations, 1)
+        ],
         "partialFingerprints": {FINGERPRINT_KEY: partial_fingerprint(f)},
         "properties": {
             "image": f.image,
