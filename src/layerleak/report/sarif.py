@@ -228,7 +228,8 @@ def render_sarif(report: ScanReport, options: RenderOptions | None = None,
     ranked = sorted(range(len(every)), key=lambda i: -int(every[i].severity))
     keep = min(len(every), max_results)
     text = _dump(sarif_dict(report, [every[i] for i in sorted(ranked[:keep])], options))
-    while keep and _gzip_size(text) > max_gzip:
+    # gzip never makes JSON bigger than it is: only a text over the limit needs compressing.
+    while keep and len(text) > max_gzip and _gzip_size(text) > max_gzip:
         keep = keep * 9 // 10
         text = _dump(sarif_dict(report, [every[i] for i in sorted(ranked[:keep])], options))
     if keep < len(every):
