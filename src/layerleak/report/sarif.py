@@ -229,7 +229,7 @@ def render_sarif(report: ScanReport, options: RenderOptions | None = None,
     keep = min(len(every), max_results)
     text = _dump(sarif_dict(report, [every[i] for i in sorted(ranked[:keep])], options))
     # gzip never makes JSON bigger than it is: only a text over the limit needs compressing.
-    while keep and len(text) > max_gzip and _gzip_size(text) > max_gzip:
+    while keep and len(text.encode("utf-8")) > max_gzip and _gzip_size(text) > max_gzip:
         keep = keep * 9 // 10
         text = _dump(sarif_dict(report, [every[i] for i in sorted(ranked[:keep])], options))
     if keep < len(every):
