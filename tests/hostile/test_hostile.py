@@ -80,32 +80,49 @@ def run(case: Case, home: Path) -> Outcome:
         *case.args,
     ]
     env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"), "NO_COLOR": "1"}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile(suffix=".json") as verdict:
         started = time.monotonic()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        killed = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - started > case.time_limit:
-                proc.kill()
-                killed = True
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.01)
+        # A child's ru_maxrss starts at its parent's peak (Linux keeps the high-water mark across
+        # fork and exec), and this pytest process is hundreds of MB by now: the scanner is
+        # started by a small launcher, and its own peak is what the launcher reports.
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, verdict.name, str(case.time_limit), *argv]
+        done = subprocess.run(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                              timeout=case.time_limit + 60)
+        assert done.returncode == 0, f"the launcher failed ({done.returncode})"
+        result = json.loads(Path(verdict.name).read_text())
         seconds = time.monotonic() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         return Outcome(
-            proc.returncode,
+            result["code"],
             out.read().decode("utf-8", "replace"),
             err.read().decode("utf-8", "replace"),
             seconds,
-            usage.ru_maxrss / 1024,
-            killed,
+            result["maxrss"] / 1024,
+            result["killed"],
         )
+
+
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+verdict, limit, argv = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+started = time.monotonic()
+proc = subprocess.Popen(argv)
+killed = False
+while True:
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid:
+        break
+    if time.monotonic() - started > limit:
+        proc.kill()
+        killed = True
+        pid, status, usage = os.wait4(proc.pid, 0)
+        break
+    time.sleep(0.01)
+with open(verdict, "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "maxrss": usage.ru_maxrss, "killed": killed}, f)
+"""
 
 
 def fingerprint(secret: str) -> str:
