@@ -215,3 +215,28 @@ def test_no_example_is_claimed_by_a_stronger_rule_of_another_provider() -> None:
                     failures.append(f"{rule.id} ({rule.severity}) example also found by {other.id} "
                                     f"({other.severity}): {text[:100]!r}")
     assert not failures, f"seed {SEED}:\n" + "\n".join(failures)
+
+
+# Rules whose match is a container of other secrets: a password in a URL, a line of .npmrc or a
+# credentials file. A token inside one is also named by its own provider's rule.
+CONTAINER_RULES = {"url-credentials", "npmrc-auth", "pub-credentials", "git-credentials"}
+
+
+def test_no_secret_is_reported_twice() -> None:
+    """No positive example's secret is reported by two specific rules (generic ones give way on
+    their own), apart from the container rules above: one secret, one finding."""
+    failures: list[str] = []
+    for rule in RULES:
+        for i, template in enumerate(rule.examples.positive):
+            text = expand(template, _rng(rule, "positive", i))
+            found = [m for m in ENGINE.scan(text.encode("latin-1"), rule.examples.path)
+                     if not ENGINE.rule(m.rule_id).generic and m.rule_id not in CONTAINER_RULES]
+            for a in found:
+                for b in found:
+                    if a.rule_id < b.rule_id and a.offset < b.offset + len(b.secret) and (
+                        b.offset < a.offset + len(a.secret)
+                    ):
+                        failures.append(
+                            f"{rule.id} example reported by {a.rule_id} and {b.rule_id}: {text[:90]!r}"
+                        )
+    assert not failures, f"seed {SEED}:\n" + "\n".join(failures)
