@@ -4,6 +4,8 @@
   private vfs storage root (images are put there with ``podman load`` / buildah).
 - :func:`start_registry`: Debian's ``docker-registry`` (CNCF distribution) on a free
   127.0.0.1 port, optionally behind TLS with a CA made here and with htpasswd auth.
+- :func:`start_postgres`: a throwaway PostgreSQL (initdb/pg_ctl, as `nobody` when root) on a
+  free 127.0.0.1 port, for the results-database tests.
 - :func:`start_token_registry`: the same registry in token-auth mode, with a tiny bearer-token
   service of our own (a JWT signed by a test CA), so the ``Bearer realm=...`` path runs for real.
 
@@ -157,6 +159,18 @@ def make_tls(workdir: Path) -> Tls:
     return tls
 
 
+def make_client_cert(tls: Tls, workdir: Path) -> tuple[Path, Path]:
+    """A client certificate (and its key) signed by ``tls``'s CA, for a registry's mutual TLS."""
+    cert, key, csr = workdir / "client.cert", workdir / "client.key", workdir / "client.csr"
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=layerleak test client",
+        "-keyout", str(key), "-out", str(csr))
+    ext = workdir / "client.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(tls.ca_cert), "-CAkey", str(tls.ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    return cert, key
+
+
 # --- the registry -----------------------------------------------------------------------------
 
 
@@ -167,7 +181,8 @@ class Registry:
     tls: Tls | None
     username: str | None
     password: str | None
-    cert_dir: Path | None  # for skopeo --dest-cert-dir: holds ca.crt
+    cert_dir: Path | None  # for skopeo --dest-cert-dir: holds ca.crt (and client.cert/.key)
+    client_cert: tuple[Path, Path] | None = None  # (cert, key) the registry requires (mutual TLS)
 
     def skopeo_dest(self) -> list[str]:
         flags = (
@@ -185,6 +200,8 @@ class Registry:
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, context: ssl.SSLContext | None) -> None:
+    """Until ``url`` answers (a TLS registry that requires client certificates needs ``context``
+    to carry one)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -202,9 +219,10 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, context: ssl.
 
 @contextmanager
 def start_registry(
-    workdir: Path, *, tls: bool, auth: bool, token: dict[str, str] | None = None
+    workdir: Path, *, tls: bool, auth: bool, token: dict[str, str] | None = None, client_auth: bool = False
 ) -> Iterator[Registry]:
-    """A docker-registry on 127.0.0.1:<free port>; ``token`` switches it to bearer-token auth."""
+    """A docker-registry on 127.0.0.1:<free port>; ``token`` switches it to bearer-token auth;
+    ``client_auth`` (with ``tls``) makes it require a client certificate signed by its CA."""
     _need("docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "storage"
@@ -219,8 +237,11 @@ def start_registry(
         f"  addr: 127.0.0.1:{port}",
         f"  secret: {secrets.token_hex(16)}",
     ]
+    client = make_client_cert(material, workdir / "tls") if material and client_auth else None
     if material:
         lines += ["  tls:", f"    certificate: {material.cert}", f"    key: {material.key}"]
+    if material and client:
+        lines += ["    clientcas:", f"      - {material.ca_cert}"]
     if auth:
         _need("htpasswd")
         username, password = "scanner", secrets.token_urlsafe(18)
@@ -246,10 +267,14 @@ def start_registry(
         cert_dir.mkdir(exist_ok=True)
         shutil.copy(material.ca_cert, cert_dir / "ca.crt")
         context = ssl.create_default_context(cafile=str(material.ca_cert))
+        if client:
+            shutil.copy(client[0], cert_dir / "client.cert")
+            shutil.copy(client[1], cert_dir / "client.key")
+            context.load_cert_chain(str(client[0]), str(client[1]))
     scheme = "https" if material else "http"
     try:
         _wait_http(f"{scheme}://127.0.0.1:{port}/v2/", proc, log, context)
-        yield Registry(f"127.0.0.1:{port}", root, material, username, password, cert_dir)
+        yield Registry(f"127.0.0.1:{port}", root, material, username, password, cert_dir, client)
     finally:
         _stop(proc)
 
@@ -522,3 +547,62 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
     env.pop("CURL_CA_BUNDLE", None)
     env.update(extra)
     return env
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Postgres:
+    url: str  # postgresql://USER@127.0.0.1:PORT/DB
+    datadir: Path
+
+
+def _pg_user() -> list[str]:
+    """postgres refuses to run as root: as root, run its tools as ``nobody`` (runuser)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("runuser") is None:
+        raise ServiceUnavailable("running as root and runuser is missing: postgres cannot start")
+    return ["runuser", "-u", "nobody", "--"]
+
+
+@contextmanager
+def start_postgres(workdir: Path, database: str = "layerleak") -> Iterator[Postgres]:
+    """A throwaway PostgreSQL (``initdb``/``pg_ctl``) on a free 127.0.0.1 port, trust auth."""
+    _need("initdb", "pg_ctl")
+    base = Path(_pg_dir(workdir))
+    datadir, sockdir, log = base / "data", base / "sock", base / "postgres.log"
+    sockdir.mkdir()
+    as_user = _pg_user()
+    if as_user:
+        shutil.chown(base, "nobody")
+        shutil.chown(sockdir, "nobody")
+    port = free_port()
+    try:
+        run(*as_user, "initdb", "-D", str(datadir), "-U", "layerleak", "--auth=trust", "-E", "UTF8",
+            "--no-sync", "--no-locale")  # fmt: skip
+        options = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        run(*as_user, "pg_ctl", "-D", str(datadir), "-o", options, "-l", str(log), "-w", "-t", "30", "start")
+    except RuntimeError as exc:
+        raise ServiceUnavailable(f"postgres did not start: {exc}\n{_log_tail(log)}") from None
+    try:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://layerleak@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+        yield Postgres(f"postgresql://layerleak@127.0.0.1:{port}/{database}", datadir)
+    finally:
+        with suppress(RuntimeError, subprocess.TimeoutExpired):
+            run(*as_user, "pg_ctl", "-D", str(datadir), "-w", "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _pg_dir(workdir: Path) -> str:
+    """A fresh directory that ``nobody`` can enter (pytest's tmp dirs are private to root)."""
+    import tempfile
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="pg-", dir="/tmp")
+    os.chmod(path, 0o755)
+    return path

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import handmade
+import plant
 import pytest
 
 from layerleak.detect.engine import Engine
@@ -311,7 +312,7 @@ def test_cli_scan_reports_gitleaks_rule_findings(
 # title and minVersion, a global [allowlist] with description, paths, regexes and stopwords, rules
 # with and without entropy, one secretGroup, rule allowlists with regexTarget, a path-only rule,
 # and ids that are also built-in ids here. Plus what a user's copy of it may do: define an id twice.
-GHO = "gho_" + fake(36)
+GHO = "gho_" + plant.github_pat_classic()[4:]  # with the CRC32 GitHub tokens carry (detect/validity.py)
 DEFAULT_LIKE_TOML = r"""
 title = "gitleaks config"
 minVersion = "v8.25.0"

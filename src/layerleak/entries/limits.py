@@ -1,4 +1,14 @@
-"""Bounds on what one layer file may expand into, and the record of what was cut short.
+"""Every bound the scanner keeps on hostile input, as data, and the record of what was cut short.
+
+Three scopes, each a frozen dataclass whose field names are the limit names that warnings and
+errors quote (docs/limits.md lists them with their defaults):
+
+- :class:`Limits`, per layer *file*: nested archives and compressed streams.
+- :class:`LayerLimits`, per *layer*: the tar headers the walk reads (checked before tarfile
+  reads a header's data, so a PAX or long-name bomb never reaches memory), member count, sparse
+  maps, expansion of the layer's own compression.
+- :class:`ImageLimits`, per *image* and target: JSON documents (manifest, index, config) by
+  size and nesting depth, index nesting, layers per image, images per target.
 
 Every regular file of a layer is scanned under one :class:`Budget`: nested archives and compressed
 streams may open inside it only so deep, expand only so far, only so fast (compression ratio) and
@@ -27,9 +37,56 @@ class Limits:
     zip_memory: int = 64 * MIB  # a zip is held in memory up to this size (it needs seeking) ...
     zip_spool: int = 1024 * MIB  # ... then in an unnamed temporary file; larger zips are not opened
     max_decoded: int = 10_000  # base64 values decoded per file
+    max_matches: int = 1_000  # matches reported per layer file (a flood of tokens stops there)
 
 
 DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class GitLimits:
+    """Bounds on reading git repositories found in a layer (entries/gitrepo.py)."""
+
+    spool_bytes: int = 1024 * MIB  # object files of one layer copied to a temporary dir (disk)
+    max_repos: int = 32  # repositories read per layer
+    max_objects: int = 500_000  # objects looked at per repository
+    max_blob: int = 64 * MIB  # a larger blob is not inflated (its size is read from its header)
+    max_chain: int = 64  # delta chain followed to learn an object's type and size
+
+
+DEFAULT_GIT_LIMITS = GitLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class LayerLimits:
+    max_header_bytes: int = 1 * MIB  # one PAX extended header (x or g) record block
+    max_name_bytes: int = 64 * 1024  # one GNU long name or long link (L, K) record
+    max_extension_chain: int = 8  # extension headers (PAX, long name) before one member
+    max_members: int = 1_000_000  # tar members in one layer
+    max_sparse_entries: int = 100_000  # (offset, size) pairs in one sparse member's map
+    max_layer_ratio: int = 2_000  # uncompressed / compressed bytes of a layer blob ...
+    layer_ratio_floor: int = 256 * MIB  # ... checked once the layer has produced this much
+
+
+DEFAULT_LAYER_LIMITS = LayerLimits()
+
+
+@dataclass(frozen=True, slots=True)
+class ImageLimits:
+    max_json_bytes: int = 32 * MIB  # manifest.json, index.json, a manifest or a config
+    max_json_depth: int = 64  # nesting of arrays and objects in one of them
+    max_index_depth: int = 8  # image indexes inside image indexes
+    max_layers: int = 1_000  # layers of one image (Docker itself stops at 125)
+    max_images: int = 1_000  # images described by one target (manifests of an index, ...)
+
+
+DEFAULT_IMAGE_LIMITS = ImageLimits()
+
+
+def limit_text(name: str, value: int) -> str:
+    """How a limit is named in a message: ``max_members (1000000)``."""
+    shown = f"{value // MIB} MiB" if value >= MIB and value % MIB == 0 else str(value)
+    return f"{name} ({shown})"
 
 
 class Cut(Exception):

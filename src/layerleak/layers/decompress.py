@@ -52,13 +52,19 @@ class _Prefixed(io.RawIOBase):
 
 def open_decompressed(raw: IO[bytes]) -> IO[bytes]:
     """A readable uncompressed stream over ``raw`` (which is read once, front to back)."""
+    return open_decompressed_kind(raw)[0]
+
+
+def open_decompressed_kind(raw: IO[bytes]) -> tuple[IO[bytes], str | None]:
+    """:func:`open_decompressed`, and the compression found (None: the layer is plain tar)."""
     head = raw.read(4)
     kind = sniff_compression(head)
     stream: IO[bytes] = io.BufferedReader(_Prefixed(head, raw), buffer_size=1 << 16)
     if kind == "gzip":
-        return igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call,return-value]
+        gz: IO[bytes] = igzip.IGzipFile(fileobj=stream, mode="rb")  # type: ignore[no-untyped-call,assignment]
+        return gz, kind
     if kind == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(
             stream, read_across_frames=True, closefd=False
-        )
-    return stream
+        ), kind
+    return stream, kind

@@ -8,75 +8,72 @@ archives and parallel workers need no coordination.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, cast
 
 import zstandard
+from isal import igzip_lib
 
 from layerleak.detect.engine import FILE_HEAD, Engine
-from layerleak.entries import provenance
+from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
-from layerleak.layers.decompress import open_decompressed
+from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
+from layerleak.layers import targuard
+from layerleak.layers.decompress import open_decompressed_kind
+from layerleak.layers.scanned import KIND_DIR as KIND_DIR
+from layerleak.layers.scanned import KIND_OTHER as KIND_OTHER
+from layerleak.layers.scanned import OPAQUE as OPAQUE
+from layerleak.layers.scanned import WHITEOUT_PREFIX as WHITEOUT_PREFIX
+from layerleak.layers.scanned import FileHit as FileHit
+from layerleak.layers.scanned import LayerScan as LayerScan
+from layerleak.layers.scanned import merge as merge
+from layerleak.layers.scanned import normalize as normalize
 from layerleak.models import Match
 
-if TYPE_CHECKING:
-    from layerleak.store.sealed import SealedMatch
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE = ".wh..wh..opq"
-KIND_DIR = "d"
-KIND_OTHER = "f"
+class Hashing:
+    """Counts and hashes the bytes read through it; with ``ratio`` set, fails a stream that
+    expands more than that many times ``compressed()`` (a compression bomb as a layer)."""
 
-
-@dataclass(frozen=True, slots=True)
-class FileHit:
-    path: str
-    match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
-    inner_path: str | None = None
-
-
-@dataclass(slots=True)
-class LayerScan:
-    """What one layer holds and what was found in it."""
-
-    key: str
-    entries: dict[str, str] = field(default_factory=dict)  # path -> KIND_DIR | KIND_OTHER
-    whiteouts: set[str] = field(default_factory=set)
-    opaque: set[str] = field(default_factory=set)
-    hits: list[FileHit] = field(default_factory=list)
-    bytes_read: int = 0
-    files_scanned: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)  # format -> count
-    error: str | None = None
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, what was cut short)
-    # Vendor provenance (entries/provenance.py): what this layer's package databases record
-    # (path -> {"algo:hex"}), and the digests of its files that have matches.
-    packages: dict[str, set[str]] = field(default_factory=dict)
-    digests: dict[str, frozenset[str]] = field(default_factory=dict)
-
-
-def normalize(name: str) -> str:
-    return posixpath.normpath("/" + name.lstrip("/"))
-
-
-class _Counting:
-    """Counts uncompressed bytes read through it (for bytes_scanned and progress)."""
-
-    def __init__(self, inner: IO[bytes], progress: Callable[[int], None] | None) -> None:
+    def __init__(
+        self,
+        inner: IO[bytes],
+        progress: Callable[[int], None] | None = None,
+        limits: LayerLimits | None = None,
+        compressed: Hashing | None = None,
+    ) -> None:
         self.inner = inner
         self.count = 0
         self.progress = progress
+        self.hash = hashlib.sha256()
+        self.limits = limits
+        self.compressed = compressed
 
     def read(self, n: int = -1) -> bytes:
         data = self.inner.read(n)
         self.count += len(data)
+        self.hash.update(data)
         if self.progress is not None:
             self.progress(len(data))
+        if self.compressed is not None and self.limits is not None:
+            limits = self.limits
+            if self.count > limits.layer_ratio_floor and self.count > limits.max_layer_ratio * max(
+                1, self.compressed.count
+            ):
+                text = limit_text("max_layer_ratio", limits.max_layer_ratio)
+                raise targuard.TarDamage(
+                    f"layer expands more than {text} times its compressed size (a compression bomb?); "
+                    f"stopped after {self.count} uncompressed bytes",
+                    "max_layer_ratio",
+                )
         return data
+
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
 
 
 def scan_layer(
@@ -84,64 +81,87 @@ def scan_layer(
     raw: IO[bytes],
     engine: Engine,
     progress: Callable[[int], None] | None = None,
+    limits: LayerLimits = DEFAULT_LAYER_LIMITS,
 ) -> LayerScan:
     """Scan one layer blob. Corruption is recorded in ``error``; what was read is kept.
-    ``bytes_read`` is the blob's whole uncompressed length."""
+    ``bytes_read`` is the blob's whole uncompressed length; ``diff_id`` and ``blob_sha256`` the
+    digests of what was read, when it was read to its end."""
     result = LayerScan(key=key)
-    counter = _Counting(open_decompressed(raw), progress)
+    blob = Hashing(raw)
+    plain = blob
+    kind = None
     try:
-        _walk(counter, result, engine)
-        _drain(counter)
-        _drain(raw)
+        stream, kind = open_decompressed_kind(blob)  # type: ignore[arg-type]
+        plain = Hashing(stream, progress, limits, blob) if kind is not None else Hashing(stream, progress)
+        _walk(plain, result, engine, limits=limits)
+        _drain(plain)
+        _drain(blob)  # a compression trailer, or what a registry checks at the end
     except _DAMAGE as exc:
-        result.error = _describe(exc, counter.count)
-    result.bytes_read = counter.count
+        result.error = _describe(exc, plain.count)
+    else:
+        result.diff_id = plain.digest()
+        # plain tar: the same bytes, hashed once
+        result.blob_sha256 = result.diff_id if kind is None else blob.digest()
+    result.bytes_read = plain.count
     return result
 
 
-def scan_layer_part(key: str, tar: IO[bytes], engine: Engine, stop: int | None) -> LayerScan:
+def scan_layer_part(
+    key: str, tar: IO[bytes], engine: Engine, stop: int | None, limits: LayerLimits = DEFAULT_LAYER_LIMITS
+) -> LayerScan:
     """Scan part of an uncompressed layer: ``tar`` is positioned at a member
     (:mod:`layerleak.layers.tarindex`), and the scan ends at the first member at or past ``stop``
     bytes from there (None: at the end-of-archive marker). The parts' scans, merged with
-    :func:`merge`, are the whole layer's scan; ``bytes_read`` is left to merge()."""
+    :func:`merge`, are the whole layer's scan; ``bytes_read`` and the digests are left to
+    merge()."""
     result = LayerScan(key=key)
     try:
-        _walk(tar, result, engine, stop)
+        _walk(tar, result, engine, stop, limits)
     except _DAMAGE as exc:
         result.error = _describe(exc, 0)
     return result
 
 
-_DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError)
+_DAMAGE: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    zstandard.ZstdError,
+    cast(type[BaseException], igzip_lib.IsalError),  # a corrupt gzip layer, inflated by isal
+)
 
 
-def _walk(stream: IO[bytes] | _Counting, result: LayerScan, engine: Engine, stop: int | None = None) -> None:
-    tar = tarfile.open(fileobj=stream, mode="r|")  # type: ignore[call-overload]
-    for member in tar:
-        if stop is not None and member.offset >= stop:
-            break
-        _visit(tar, member, result, engine)
+def _walk(
+    stream: IO[bytes] | Hashing,
+    result: LayerScan,
+    engine: Engine,
+    stop: int | None = None,
+    limits: LayerLimits = DEFAULT_LAYER_LIMITS,
+) -> None:
+    tar = targuard.open_stream(stream, limits)
+    repos = gitrepo.Collector()  # git object databases, read at the end of the layer
+    try:
+        for member in targuard.members(tar, limits):
+            if stop is not None and member.offset >= stop:
+                break
+            _visit(tar, member, result, engine, repos)
+    finally:
+        if repos.repos:
+            _add_git(repos, result, engine)
 
 
-def merge(key: str, parts: list[LayerScan], size: int) -> LayerScan:
-    """One layer's scan from the scans of its consecutive parts (``size``: the whole layer)."""
-    result = LayerScan(key=key, bytes_read=size)
-    for part in parts:
-        result.entries.update(part.entries)  # a path seen twice keeps its last kind, as in one walk
-        result.whiteouts |= part.whiteouts
-        result.opaque |= part.opaque
-        result.hits.extend(part.hits)
-        result.files_scanned += part.files_scanned
-        for reason, count in part.skipped.items():
-            result.skipped[reason] = result.skipped.get(reason, 0) + count
-        result.notes.extend(part.notes)
-        for path, digests in part.packages.items():
-            result.packages.setdefault(path, set()).update(digests)
-        result.digests.update(part.digests)
-    return result
+def _add_git(repos: gitrepo.Collector, result: LayerScan, engine: Engine) -> None:
+    current = ((h.path, h.match.rule_id, h.match.secret) for h in result.hits if isinstance(h.match, Match))
+    for hit in repos.finish(engine, current):
+        key_id = pubkeys.private_key_id(hit.match.secret)
+        result.hits.append(
+            FileHit(path=hit.path, match=hit.match, inner_path=hit.inner_path, git=hit.origin, key_id=key_id)
+        )
+    result.notes.extend(repos.notes)
 
 
-def _drain(stream: IO[bytes] | _Counting) -> None:
+def _drain(stream: IO[bytes] | Hashing) -> None:
     """Read to the end (the rest of the layer, padding, compression trailer): ``bytes_read`` is
     then the whole layer, and a source that verifies digests (a registry) checks them there, a
     mismatch becoming this layer's error."""
@@ -150,13 +170,17 @@ def _drain(stream: IO[bytes] | _Counting) -> None:
 
 
 def _describe(exc: BaseException, at: int) -> str:
+    if isinstance(exc, targuard.TarDamage):
+        return f"layer cannot be read past a tar header ({exc.message}); what came before was scanned"
     text = str(exc) or type(exc).__name__
     if isinstance(exc, EOFError) or "truncated" in text.lower() or "unexpected end" in text:
         return f"layer is truncated (after {at} uncompressed bytes)"
     return f"layer is corrupt after {at} uncompressed bytes: {text}"
 
 
-def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine) -> None:
+def _visit(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine, repos: gitrepo.Collector
+) -> None:
     path = normalize(member.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
@@ -169,23 +193,39 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     # Hardlinks and symlinks point at content scanned elsewhere: never scan it twice.
     if not member.isreg() or member.size == 0:
         return
-    f = tar.extractfile(member)
+    f: IO[bytes] | targuard.SparseData | provenance.Hashing | None = tar.extractfile(member)
     if f is None:
         return
+    if member.issparse():
+        f = targuard.SparseData(f, member)
+    if repos.take(path, f):  # a git object file: read with its repository
+        return
+    hashing = None
+    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
+        f = hashing = provenance.Hashing(f, path)
     first = f.read(FILE_HEAD)
     notes: list[str] = []
-    reason, matches = scan_entry(path, first, f, engine, notes)
+    reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
     if reason is not None:
         result.skipped[reason] = result.skipped.get(reason, 0) + 1
         return
     result.files_scanned += 1
     hits_before = len(result.hits)
-    for inner_path, match in matches:
-        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
+    cap = DEFAULT_LIMITS.max_matches
+    for count, (inner_path, match) in enumerate(matches):
+        if count >= cap:
+            notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
+                         "was not scanned")
+            break
+        key_id = pubkeys.private_key_id(match.secret)
+        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
+    for fp, kind, detail in pubkeys.public_keys(path, first):
+        result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
-    if whole and len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first)
+    if len(result.hits) > hits_before:
+        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
     result.notes.extend((path, note) for note in notes)
+

@@ -1,7 +1,13 @@
-"""A progress bar on stderr for long scans, only when stderr is a terminal (rich)."""
+"""A progress bar on stderr for long scans, only when stderr is a terminal (rich).
+
+A bar's label is never text from the image (a member name could hold anything, control
+characters or a secret): it is the first 12 hex digits of the layer's sha256 digest when its key
+holds one, else ``layer N``, counted in the order layers start.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +16,13 @@ from contextlib import contextmanager
 from layerleak.scan.layers import ProgressHook
 
 REDRAW = 0.1  # seconds between redraws
+_DIGEST = re.compile(r"(?<![0-9a-f])([0-9a-f]{64})(?![0-9a-f])")
+
+
+def label(key: str, ordinal: int) -> str:
+    """What a bar is called: ``sha256:`` and 12 hex digits, or ``layer N`` (never image text)."""
+    found = _DIGEST.findall(key)
+    return f"sha256:{found[-1][:12]}" if found else f"layer {ordinal}"
 
 
 @contextmanager
@@ -33,10 +46,12 @@ def layer_progress(enabled: bool) -> Iterator[ProgressHook | None]:
         auto_refresh=False,
     )
     last_redraw = 0.0
+    started = 0
 
     def hook(key: str, size: int | None) -> Callable[[int], None]:
-        label = key.rsplit("/", 1)[-1][:16]
-        task = progress.add_task(label, total=None if size is None else None)
+        nonlocal started
+        started += 1
+        task = progress.add_task(label(key, started), total=None)
 
         def advance(n: int) -> None:
             nonlocal last_redraw

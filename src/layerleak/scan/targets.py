@@ -83,5 +83,6 @@ def issue_lines(result: TargetResult) -> list[tuple[bool, str]]:
         for issue in image.errors:
             where = f" layer {issue.layer_index}" if issue.layer_index is not None else ""
             where += f" {issue.path}" if issue.path is not None else ""
-            lines.append((issue.fatal, f"{result.target} ({image.image}){where}: {issue.message}"))
+            name = image.image if image.image is not None else "no known image"
+            lines.append((issue.fatal, f"{result.target} ({name}){where}: {issue.message}"))
     return lines

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from layerleak.models import SourceKind
+
 
 @dataclass(frozen=True, slots=True)
 class LayerRef:
@@ -26,13 +28,27 @@ class LayerRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageText:
+    """Text an image carries outside its config: an annotation, a field of an attestation."""
+
+    source: SourceKind  # ANNOTATION or ATTESTATION
+    key: str  # the annotation's name; "<predicateType> <path in the statement>"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ImageDesc:
     name: str
     image_id: str | None
     platform: str | None
     config: Mapping[str, Any]
     layers: tuple[LayerRef, ...]
-    problems: tuple[str, ...] = field(default=())
+    problems: tuple[str, ...] = field(default=())  # warnings: readable, but not as specified
+    # errors: the image is not what it claims (a digest mismatch, a config that is not an
+    # object, a refused blob path); exit 2, what could be scanned still is
+    errors: tuple[str, ...] = field(default=())
+    manifest_digest: str | None = None  # the image manifest's digest, when it has one
+    texts: tuple[ImageText, ...] = field(default=())  # annotations, attestations (sources/annotations.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +58,8 @@ class SourceOptions:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     insecure: bool = False  # registries: allow plain HTTP and skip TLS verification
+    ca_file: str | None = None  # registries: trust this PEM file's CAs (see registry_tls.py)
+    cert_dir: str | None = None  # registries: trust the *.crt files in this directory
     platform: str | None = None  # registries: fetch only this platform's manifests
 
 
@@ -82,6 +100,15 @@ class ImageSource(abc.ABC):
         Each stream is valid until the next item is requested. A missing blob raises
         ImageFormatError for that key only if the source cannot go on.
         """
+
+    # Set when the target itself is cut short or corrupt part-way (an archive): what was read
+    # before is still scanned, and the scan reports this as an error of the target.
+    damage: str | None = None
+
+    def unattributed(self) -> list[LayerRef]:
+        """Blobs that look like layers, for a target whose images cannot be described (its
+        manifest was never reached, or cannot be read): they are scanned as layers of no image."""
+        return []
 
     def locate(self, key: str) -> BlobLocation | None:
         """Where blob ``key`` lies in a local file, when it does (then layers can be scanned in

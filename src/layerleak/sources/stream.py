@@ -13,12 +13,16 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Protocol
 
+import zstandard
+
 from layerleak.errors import ImageFormatError
+from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed
-from layerleak.sources.interface import ImageDesc, ImageSource
+from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
 from layerleak.sources.layout import layout_images
 
 MAX_METADATA = 32 * 1024 * 1024  # a JSON member larger than this is not metadata
@@ -46,17 +50,22 @@ class TarStreamSource(ImageSource):
         self.ref = ref
         self.label = label
         self.metadata: dict[str, bytes] = {}
+        self._yielded: list[tuple[str, int]] = []
 
     def images(self) -> list[ImageDesc]:
         return layout_images(self.metadata.get, self.kind, self.ref)
 
     def blobs(self, keys: set[str] | None) -> Iterator[tuple[str, IO[bytes]]]:
-        stream = open_decompressed(self._stream)
+        """Every member that may be a layer. A stream cut short or corrupt part-way ends here
+        and says so in ``damage``: what was yielded before stays scanned."""
+        count = 0
         try:
-            tar = tarfile.open(fileobj=stream, mode="r|")
-            for member in tar:
+            stream = open_decompressed(self._stream)
+            tar = targuard.open_stream(stream)
+            for member in targuard.members(tar):
                 if not member.isreg():
                     continue
+                count += 1
                 name = norm_member(member.name)
                 f = tar.extractfile(member)
                 if f is None:
@@ -66,12 +75,29 @@ class TarStreamSource(ImageSource):
                 ):
                     self.metadata[name] = f.read()
                     continue
+                self._yielded.append((name, member.size))
                 yield name, f
-        except (tarfile.TarError, EOFError, OSError) as exc:
-            raise ImageFormatError(f"{self.label}: archive is corrupt or truncated ({exc})") from None
+        except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
+            if count == 0 and not self._yielded:  # nothing read: the whole target's error
+                why = _why(exc)
+                raise ImageFormatError(f"{self.label}: archive is truncated or corrupt ({why})") from None
+            self.damage = f"{self.label}: archive is corrupt or truncated after {count} files ({_why(exc)})"
+
+    def unattributed(self) -> list[LayerRef]:
+        return [
+            LayerRef(index=i, key=name, blob_digest=None, diff_id=None, media_type=None, size=size)
+            for i, (name, size) in enumerate(
+                (n, s) for n, s in self._yielded if n.endswith(".tar") or n.startswith("blobs/")
+            )
+        ]
 
     def close(self) -> None:
         self._stream.close()
+
+
+def _why(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, targuard.TarDamage) else str(exc)
+    return " ".join((text or type(exc).__name__).split())[:200]
 
 
 def _looks_json(f: IO[bytes]) -> bool:
