@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from layerleak.detect.coverage import provider_of
 from layerleak.detect.engine import Engine
 from layerleak.detect.examples import TemplateError, armor, expand, has_template
 from layerleak.detect.rules import Rule, load_rules
@@ -194,11 +195,6 @@ def test_required_literals_are_in_every_match() -> None:
         for i, template in enumerate(rule.examples.positive):
             text = expand(template, _rng(rule, "requires", i))
             assert any(r in text for r in rule.requires), (rule.id, text)
-
-
-def provider_of(rule: Rule) -> str:
-    """The provider a rule is about: its ``provider`` field, else the first part of its id."""
-    return rule.provider or rule.id.split("-")[0]
 
 
 def test_no_example_is_claimed_by_a_stronger_rule_of_another_provider() -> None:
