@@ -256,11 +256,13 @@ def summary_lines(report: ScanReport) -> list[str]:
             else:
                 counts[loc.status] += 1
     unique = len({f.fingerprint for f in findings})
+    places = sum(counts.values()) + elsewhere
     lines = [
-        f"{_plural(len(findings), 'finding')}, {_plural(unique, 'unique secret')}"
+        f"{_plural(len(findings), 'finding')} of {_plural(unique, 'unique secret')}"
         + (
-            f": {counts[Status.PRESENT]} present, {counts[Status.DELETED]} deleted but still extractable, "
-            f"{counts[Status.OVERWRITTEN]} overwritten, {elsewhere} in config or history"
+            f", in {_plural(places, 'place')}: {counts[Status.PRESENT]} present, {counts[Status.DELETED]} "
+            f"deleted but still extractable, {counts[Status.OVERWRITTEN]} overwritten, {elsewhere} in "
+            "config or history"
             if findings else ""
         )
     ]
