@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from layerleak.detect.coverage import provider_of
 from layerleak.detect.engine import Engine
 from layerleak.detect.examples import TemplateError, armor, expand, has_template
 from layerleak.detect.rules import Rule, load_rules
@@ -196,11 +197,6 @@ def test_required_literals_are_in_every_match() -> None:
             assert any(r in text for r in rule.requires), (rule.id, text)
 
 
-def provider_of(rule: Rule) -> str:
-    """The provider a rule is about: its ``provider`` field, else the first part of its id."""
-    return rule.provider or rule.id.split("-")[0]
-
-
 def test_no_example_is_claimed_by_a_stronger_rule_of_another_provider() -> None:
     """Every positive example's secret is reported by its own rule, and no rule of a different
     provider reports anything in it at a higher severity: no ambiguous duplicates, and no example
@@ -214,4 +210,29 @@ def test_no_example_is_claimed_by_a_stronger_rule_of_another_provider() -> None:
                 if provider_of(other) != provider_of(rule) and other.severity > rule.severity:
                     failures.append(f"{rule.id} ({rule.severity}) example also found by {other.id} "
                                     f"({other.severity}): {text[:100]!r}")
+    assert not failures, f"seed {SEED}:\n" + "\n".join(failures)
+
+
+# Rules whose match is a container of other secrets: a password in a URL, a line of .npmrc or a
+# credentials file. A token inside one is also named by its own provider's rule.
+CONTAINER_RULES = {"url-credentials", "npmrc-auth", "pub-credentials", "git-credentials"}
+
+
+def test_no_secret_is_reported_twice() -> None:
+    """No positive example's secret is reported by two specific rules (generic ones give way on
+    their own), apart from the container rules above: one secret, one finding."""
+    failures: list[str] = []
+    for rule in RULES:
+        for i, template in enumerate(rule.examples.positive):
+            text = expand(template, _rng(rule, "positive", i))
+            found = [m for m in ENGINE.scan(text.encode("latin-1"), rule.examples.path)
+                     if not ENGINE.rule(m.rule_id).generic and m.rule_id not in CONTAINER_RULES]
+            for a in found:
+                for b in found:
+                    if a.rule_id < b.rule_id and a.offset < b.offset + len(b.secret) and (
+                        b.offset < a.offset + len(a.secret)
+                    ):
+                        failures.append(
+                            f"{rule.id} example reported by {a.rule_id} and {b.rule_id}: {text[:90]!r}"
+                        )
     assert not failures, f"seed {SEED}:\n" + "\n".join(failures)
