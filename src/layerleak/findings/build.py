@@ -15,7 +15,7 @@ from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
 from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
-from layerleak.findings.redact import scrub, scrub_build_args
+from layerleak.findings.redact import decoded_views, scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
 from layerleak.layers.status import file_status
 from layerleak.layers.walk import LayerScan
@@ -116,7 +116,8 @@ def assemble(
             )
 
     # A cached layer's matches are sealed: their plaintext is found again in the step texts.
-    secrets = plaintexts((m for m, _ in raw), [*steps, *(loc.created_by for _, loc in raw)])
+    step_texts = [*steps, *(loc.created_by for _, loc in raw)]
+    secrets = plaintexts((m for m, _ in raw), [*step_texts, *decoded_views(step_texts)])
     vendor = provenance.vendored(
         (layer.index, scan.packages, scan.digests)
         for layer, scan in zip(image.layers, stack, strict=True)
