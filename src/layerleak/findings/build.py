@@ -170,7 +170,8 @@ def assemble(
         platform=image.platform,
         layers=tuple(summaries),
         bytes_scanned=sum(s.bytes_scanned for s in summaries),
-        errors=tuple(issues),
+        # an error or warning quotes what a parser met: a secret of this image never shows there
+        errors=tuple(issues if show_secrets else (_scrubbed_issue(i, secrets) for i in issues)),
         findings=tuple(findings),
     )
 
@@ -205,6 +206,13 @@ def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
     if blob and blob.startswith("sha256:") and scan.blob_sha256 and scan.blob_sha256 != blob:
         problems.append(f"layer blob does not match its digest: expected {blob}, it is {scan.blob_sha256}")
     return problems
+
+
+def _scrubbed_issue(issue: ScanIssue, secrets: list[str]) -> ScanIssue:
+    message = scrub(issue.message, secrets)
+    if message is None or message == issue.message:
+        return issue
+    return dataclasses.replace(issue, message=message)
 
 
 def _scrubbed(loc: Location, secrets: list[str]) -> Location:
