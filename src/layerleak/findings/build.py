@@ -17,8 +17,8 @@ from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
 from layerleak.findings.redact import decoded_views, scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
+from layerleak.layers.scanned import LayerScan
 from layerleak.layers.status import file_status
-from layerleak.layers.walk import LayerScan
 from layerleak.models import (
     Confidence,
     Finding,
@@ -116,8 +116,9 @@ def assemble(
             )
 
     # A cached layer's matches are sealed: their plaintext is found again in the step texts.
-    step_texts = [*steps, *(loc.created_by for _, loc in raw)]
+    step_texts = list(dict.fromkeys([*steps, *(loc.created_by for _, loc in raw)]))  # each text once
     secrets = plaintexts((m for m, _ in raw), [*step_texts, *decoded_views(step_texts)])
+    scrubbed = _Scrubber(secrets)
     vendor = provenance.vendored(
         (layer.index, scan.packages, scan.digests)
         for layer, scan in zip(image.layers, stack, strict=True)
@@ -128,7 +129,7 @@ def assemble(
     for n, (match, loc) in enumerate(raw):
         rule = engine.rule(match.rule_id)
         if not show_secrets:
-            loc = _scrubbed(loc, secrets)
+            loc = _scrubbed(loc, scrubbed)
         findings.append(
             Finding(
                 rule_id=rule.id,
@@ -158,7 +159,7 @@ def assemble(
                 digest=layer.digest,
                 blob_digest=layer.blob_digest,
                 media_type=layer.media_type,
-                created_by=step if show_secrets else scrub_build_args(scrub(step, secrets)),
+                created_by=step if show_secrets else scrubbed(step),
                 bytes_scanned=scan.bytes_read if scan else 0,
                 files_scanned=scan.files_scanned if scan else 0,
             )
@@ -171,7 +172,7 @@ def assemble(
         layers=tuple(summaries),
         bytes_scanned=sum(s.bytes_scanned for s in summaries),
         # an error or warning quotes what a parser met: a secret of this image never shows there
-        errors=tuple(issues if show_secrets else (_scrubbed_issue(i, secrets) for i in issues)),
+        errors=tuple(issues if show_secrets else (_scrubbed_issue(i, scrubbed.secrets) for i in issues)),
         findings=tuple(findings),
     )
 
@@ -208,6 +209,23 @@ def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
     return problems
 
 
+class _Scrubber:
+    """scrub + scrub_build_args, once per distinct text: a layer's step is shared by all of its
+    findings, so 100,000 secrets in one file cost one pass over the step, not 100,000."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.memo: dict[str, str | None] = {}
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        done = self.memo.get(text)
+        if done is None and text not in self.memo:
+            done = self.memo[text] = scrub_build_args(scrub(text, self.secrets))
+        return done
+
+
 def _scrubbed_issue(issue: ScanIssue, secrets: list[str]) -> ScanIssue:
     message = scrub(issue.message, secrets)
     if message is None or message == issue.message:
@@ -215,10 +233,10 @@ def _scrubbed_issue(issue: ScanIssue, secrets: list[str]) -> ScanIssue:
     return dataclasses.replace(issue, message=message)
 
 
-def _scrubbed(loc: Location, secrets: list[str]) -> Location:
+def _scrubbed(loc: Location, scrubbed: _Scrubber) -> Location:
     if loc.created_by is None:
         return loc
-    return dataclasses.replace(loc, created_by=scrub_build_args(scrub(loc.created_by, secrets)))
+    return dataclasses.replace(loc, created_by=scrubbed(loc.created_by))
 
 
 _SOURCE_ORDER = {

@@ -219,6 +219,10 @@ def render_image(image: ImageResult, style: Style, width: int | None = WIDTH) ->
             if f.other_locations:
                 also = ", ".join(f"layer {x.layer_index}" for x in f.other_locations)
                 lines.append(INDENT + cut_end(f"also in {also}", inner(13)))
+            for r in f.related:  # the leaked key's certificates and public keys in this image
+                text = f"its {r.kind}: layer {r.layer_index} {r.path}"
+                text += f" ({r.detail})" if r.detail else ""
+                lines.append(INDENT + cut_end(_one_line(text), inner(13)))
             detail = _one_line((f.secret if f.secret is not None else f.redacted).splitlines()[0]
                                if (f.secret or f.redacted) else "")
             status = fate(f)
