@@ -25,10 +25,23 @@ def _name(requirement: str) -> str:
 
 
 def _declared() -> set[str]:
+    """The runtime dependencies and those of the test and accel extras, following an extra that
+    names another of the project's own (``layerleak[fleet]``)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {})
     names = {_name(r) for r in project.get("dependencies", [])}
-    for extra in ("test", "accel"):
-        names |= {_name(r) for r in project.get("optional-dependencies", {}).get(extra, [])}
+    todo, seen = ["test", "accel"], set()
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for requirement in extras.get(extra, []):
+            own = re.fullmatch(rf"{project['name']}\[([^\]]+)\]", requirement.strip())
+            if own:
+                todo += [e.strip() for e in own.group(1).split(",")]
+            else:
+                names.add(_name(requirement))
     return names
 
 
