@@ -271,9 +271,25 @@ def _build(outdir: Path) -> tuple[Path, Planted]:
     dirs = sorted({"/".join(p.split("/")[: i + 1]) for p in planted.files for i in range(p.count("/"))})
     layer0 = layer_tar([*(directory(d) for d in dirs), *(file(p, d) for p, d in planted.files.items())])
     layer1 = layer_tar([directory("root"), directory("root/.ssh"), whiteout("root/.ssh/id_ed25519")])
+    # A key written by a RUN step from base64 (the step's text holds the encoded key), and an
+    # ENV step that made no layer.
+    deploy_key = Plant().pem("EC PRIVATE KEY", 6).add("\n", False)
+    planted.secret(deploy_key, deploy_key.text.strip())
+    encoded = base64.b64encode(deploy_key.text.encode()).decode()
+    planted.raw(encoded)
+    layer2 = layer_tar(
+        [directory("root"), directory("root/.ssh"), file("root/.ssh/deploy_key", deploy_key.text)]
+    )
+    env_step_token = _ghp()
+    planted.secret(Plant().add(env_step_token, True))
     config = image_config(
-        [layer0, layer1],
-        [{"created_by": step}, {"created_by": "/bin/sh -c rm /root/.ssh/id_ed25519"}],
+        [layer0, layer1, layer2],
+        [
+            {"created_by": step},
+            {"created_by": "/bin/sh -c rm /root/.ssh/id_ed25519"},
+            {"created_by": f"/bin/sh -c #(nop)  ENV API_TOKEN={env_step_token}", "empty_layer": True},
+            {"created_by": f"/bin/sh -c echo {encoded} | base64 -d > /root/.ssh/deploy_key"},
+        ],
         env=env,
         labels=labels,
     )
@@ -281,7 +297,8 @@ def _build(outdir: Path) -> tuple[Path, Planted]:
     data["config"]["Cmd"] = ["/bin/sh", "-c", labels["org.example.cmd"]]
     config = handmade.Blob(json.dumps(data, indent=2).encode(), config.media_type)
     path = outdir / "every-shape.tar"
-    handmade.write_docker_archive(path, [LegacyImage(["leaks:every-shape"], [layer0, layer1], config)])
+    image = LegacyImage(["leaks:every-shape"], [layer0, layer1, layer2], config)
+    handmade.write_docker_archive(path, [image])
     return path, planted
 
 

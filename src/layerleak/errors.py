@@ -5,6 +5,21 @@ The CLI catches :class:`LayerleakError` once, prints :meth:`diagnostics` and exi
 
 from __future__ import annotations
 
+import re
+
+# A password in a URL's user part (docker://ci:PASSWORD@host/repo), and the values of query
+# parameters that carry credentials (a blob storage redirect's X-Amz-Signature, ?access_token=).
+_URL_PASSWORD = re.compile(r"(://[^/@\s:]+):[^/@\s]+@")
+_URL_CREDENTIAL = re.compile(
+    r"([?&][^=&\s#]*(?:sig|token|credential|secret|passw|pwd|key|auth|session)[^=&\s#]*=)[^&\s#]+",
+    re.IGNORECASE,
+)
+
+
+def mask_url_secrets(text: str) -> str:
+    """``text`` with URL passwords and credential-bearing query values replaced by stars."""
+    return _URL_CREDENTIAL.sub(r"\1********", _URL_PASSWORD.sub(r"\1:********@", text))
+
 
 class LayerleakError(Exception):
     """Root of every error layerleak raises on purpose."""
@@ -14,8 +29,9 @@ class LayerleakError(Exception):
         self.message = message
 
     def diagnostics(self) -> str:
-        """One clear line for the user: never a traceback, never a secret."""
-        return " ".join(self.message.split())
+        """One clear line for the user: never a traceback, never a secret (URL passwords and
+        signed query values are masked)."""
+        return mask_url_secrets(" ".join(self.message.split()))
 
 
 class UsageError(LayerleakError):

@@ -97,3 +97,29 @@ def test_allocator_hint_reaches_glibc() -> None:
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt is glibc's")
     assert return_large_buffers() is True
+
+
+def test_scrub_replaces_a_base64_value_that_holds_a_secret() -> None:
+    import base64
+
+    key = _pem("EC PRIVATE KEY", "\n", lines=6)
+    encoded = base64.b64encode((key + "\n").encode()).decode()
+    step = f"/bin/sh -c echo {encoded} | base64 -d > /root/.ssh/key && chmod 600 /root/.ssh/key"
+    scrubbed = scrub(step, [key])
+    assert scrubbed is not None and encoded not in scrubbed
+    assert scrubbed.startswith("/bin/sh -c echo ") and scrubbed.endswith("chmod 600 /root/.ssh/key")
+    assert all(encoded[i : i + 12] not in scrubbed for i in range(len(encoded) - 12))
+    # a base64 value that holds no known secret is left alone, and so is everything without one
+    other = base64.b64encode(b"just some configuration text here").decode()
+    assert scrub(f"echo {other}", [key]) == f"echo {other}"
+    assert scrub(f"echo {encoded}", []) == f"echo {encoded}"
+
+
+def test_decoded_views_find_a_secret_held_only_encoded() -> None:
+    import base64
+
+    from layerleak.findings.redact import decoded_views
+
+    secret = "tkn_Q7wE9rT2yU4iO6pA8sD1"
+    step = "RUN echo " + base64.b64encode(f"token={secret}".encode()).decode() + " | base64 -d"
+    assert any(secret in view for view in decoded_views([step, None]))

@@ -46,3 +46,18 @@ def test_target_keys() -> None:
     assert target_key("oci:./x:ref") == target_key(f"oci:{here}/x:ref")
     assert target_key("oci:x:a") != target_key("oci:x:b")
     assert target_key("docker://h:5000/r:1") == ("docker", "//h:5000/r:1")
+
+
+def test_a_password_in_a_target_is_masked_in_its_error() -> None:
+    from layerleak.errors import LayerleakError, mask_url_secrets
+
+    password = "Sup3rS3cretPassw0rd"
+    (result,) = scan_targets([f"docker://ci:{password}@127.0.0.1:1/repo:tag"], ENGINE, TargetOptions())
+    assert result.error is not None and password not in result.error and password not in result.target
+    assert "docker://ci:********@127.0.0.1:1/repo:tag" in result.error
+    signed = "https://blobs.example/x?X-Amz-Credential=AKIAEXAMPLE%2F1&X-Amz-Signature=0a1b2c3d4e5f6a7b8c9d&n=1"
+    shown = LayerleakError(f"download failed from {signed}").diagnostics()
+    assert "0a1b2c3d4e5f6a7b8c9d" not in shown and "AKIAEXAMPLE" not in shown
+    assert shown.endswith("X-Amz-Signature=********&n=1")
+    plain = "docker://host:5000/repo:tag and ?page=2"
+    assert mask_url_secrets(plain) == plain

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import Built
 from layerleak.errors import LayerleakError
 from layerleak.sources.archive import OciDirSource, TarArchiveSource
 from layerleak.sources.targets import open_target, split_path_ref
@@ -57,3 +58,43 @@ def test_archive_detection(tmp_path: Path) -> None:
     with open_target(str(path)) as src:
         assert isinstance(src, TarArchiveSource) and not src.streaming
         assert src.images() == []
+
+
+def test_targets_that_read_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from layerleak.sources.targets import reads_stdin
+
+    for target in ("-", "-:app:1", "docker-archive:-", "oci-archive:-:v1", "docker-archive:/dev/stdin",
+                   "/dev/stdin", "/dev/fd/0"):
+        assert reads_stdin(target), target
+    for target in ("docker://host/-", "docker-daemon:-", "app.tar", "docker-archive:app-1.tar"):
+        assert not reads_stdin(target), target
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_bytes(b"")  # a file named "-" is that file
+    assert not reads_stdin("-")
+
+
+def test_stdin_cannot_be_an_oci_directory() -> None:
+    with pytest.raises(LayerleakError, match="oci-archive:-"):
+        open_target("oci:-")
+
+
+def test_a_fifo_is_opened_without_losing_its_first_bytes(handmade_images: Built, tmp_path: Path) -> None:
+    """A FIFO is not sniffed (a read would consume it): it is streamed from its first byte."""
+    import os
+    import threading
+
+    fifo = tmp_path / "image.fifo"
+    os.mkfifo(fifo)
+    data = handmade_images.path("opaque").read_bytes()
+
+    def feed() -> None:
+        with fifo.open("wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    with open_target(str(fifo)) as source:
+        assert source.streaming
+        keys = [key for key, stream in source.blobs(None) if stream.read(1) is not None]
+        assert keys and source.images()[0].name == "opaque:latest"
+    writer.join(60)

@@ -15,7 +15,7 @@ from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
 from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
-from layerleak.findings.redact import scrub, scrub_build_args
+from layerleak.findings.redact import decoded_views, scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
 from layerleak.layers.scanned import LayerScan
 from layerleak.layers.status import file_status
@@ -117,7 +117,7 @@ def assemble(
 
     # A cached layer's matches are sealed: their plaintext is found again in the step texts.
     step_texts = list(dict.fromkeys([*steps, *(loc.created_by for _, loc in raw)]))  # each text once
-    secrets = plaintexts((m for m, _ in raw), step_texts)
+    secrets = plaintexts((m for m, _ in raw), [*step_texts, *decoded_views(step_texts)])
     scrubbed = _Scrubber(secrets)
     vendor = provenance.vendored(
         (layer.index, scan.packages, scan.digests)
@@ -171,7 +171,8 @@ def assemble(
         platform=image.platform,
         layers=tuple(summaries),
         bytes_scanned=sum(s.bytes_scanned for s in summaries),
-        errors=tuple(issues),
+        # an error or warning quotes what a parser met: a secret of this image never shows there
+        errors=tuple(issues if show_secrets else (_scrubbed_issue(i, scrubbed.secrets) for i in issues)),
         findings=tuple(findings),
     )
 
@@ -223,6 +224,13 @@ class _Scrubber:
         if done is None and text not in self.memo:
             done = self.memo[text] = scrub_build_args(scrub(text, self.secrets))
         return done
+
+
+def _scrubbed_issue(issue: ScanIssue, secrets: list[str]) -> ScanIssue:
+    message = scrub(issue.message, secrets)
+    if message is None or message == issue.message:
+        return issue
+    return dataclasses.replace(issue, message=message)
 
 
 def _scrubbed(loc: Location, scrubbed: _Scrubber) -> Location:

@@ -45,13 +45,47 @@ def redact(secret: str) -> str:
 
 
 def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
-    """Replace every known secret inside ``text`` (a history step, an env line) by its redaction."""
+    """Replace every known secret inside ``text`` (a history step, an env line) by its redaction,
+    and every base64 value whose decoded text holds one (``RUN echo LS0tLS1CRUdJTi... | base64
+    -d > key``) by the redaction of that value."""
     if text is None:
         return None
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret and secret in text:
+    known = sorted({s for s in secrets if s}, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
             text = text.replace(secret, redact(secret))
+    if known:
+        text = _B64_RUN.sub(lambda m: _scrub_run(m.group(0), known), text)
     return text
+
+
+_B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def decoded_views(texts: Iterable[str | None]) -> list[str]:
+    """The decoded text of every base64 value in ``texts``: where a cached (sealed) secret is
+    found again when a step holds it only encoded."""
+    views: list[str] = []
+    for text in texts:
+        for m in _B64_RUN.finditer(text or ""):
+            decoded = _decoded(m.group(0))
+            if decoded is not None:
+                views.append(decoded)
+    return views
+
+
+def _decoded(run: str) -> str | None:
+    from layerleak.entries.decoders import decode_base64  # the scanner's own test of base64 text
+
+    raw = decode_base64(run.encode("ascii"))
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def _scrub_run(run: str, secrets: list[str]) -> str:
+    decoded = _decoded(run)
+    if decoded is None or not any(s in decoded for s in secrets):
+        return run
+    return redact(run)
 
 
 _BUILD_ARGS = re.compile(r"^\|(\d+) ")

@@ -20,7 +20,8 @@ import io
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -169,6 +170,25 @@ def _leave_signals_to_the_parent() -> None:
     printing a traceback, and the parent, which stops with one line, kills its workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held since the fork (_signals_held): now ignored
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait while workers are forked, so that none arrives in a worker before
+    it ignores them (it would print a traceback); here they are delivered when this ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _init_worker(rules: Sequence[Rule], gate: str) -> None:
@@ -365,9 +385,11 @@ def _run_pool(
     from concurrent.futures import FIRST_COMPLETED, Future, wait
 
     found: dict[_Task, LayerScan] = {}
-    pool = _pool(engine, min(jobs, len(tasks)))
+    with _signals_held():
+        pool = _pool(engine, min(jobs, len(tasks)))
     try:
-        pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
+        with _signals_held():  # the first submit forks the workers
+            pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
         hasher = None
         if regions:
             out = digests if digests is not None else {}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from layerleak.detect.engine import Engine
-from layerleak.errors import LayerleakError
+from layerleak.errors import LayerleakError, mask_url_secrets
 from layerleak.findings.policy import confidence_cut
 from layerleak.models import Confidence, TargetResult
 from layerleak.scan.image import ScanOptions, scan_source
@@ -68,9 +68,10 @@ def scan_targets(
             result = TargetResult(target=target, images=tuple(images))
         except LayerleakError as exc:
             message = exc.diagnostics()
-            if target not in message:  # every line names the image it is about
-                message = f"{target}: {message}"
-            result = TargetResult(target=target, error=message)
+            shown = mask_url_secrets(target)
+            if shown not in message:  # every line names the image it is about
+                message = f"{shown}: {message}"
+            result = TargetResult(target=shown, error=message)
         yield confidence_cut(result, options.min_confidence)
 
 

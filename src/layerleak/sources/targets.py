@@ -66,8 +66,7 @@ def reads_stdin(target: str) -> bool:
     """True when ``target`` is an archive read from standard input (``-``, ``/dev/stdin``)."""
     transport, sep, rest = target.partition(":")
     spec = rest if sep and transport in ("docker-archive", "oci-archive") else target
-    path = STDIN if _stdin_ref(spec) else split_path_ref(spec)[0]
-    return path in STDIN_PATHS
+    return _stdin_ref(spec) is not None or split_path_ref(spec)[0] in STDIN_PATHS[1:]
 
 
 def _stdin_ref(spec: str) -> tuple[str, str | None] | None:
