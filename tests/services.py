@@ -157,6 +157,18 @@ def make_tls(workdir: Path) -> Tls:
     return tls
 
 
+def make_client_cert(tls: Tls, workdir: Path) -> tuple[Path, Path]:
+    """A client certificate (and its key) signed by ``tls``'s CA, for a registry's mutual TLS."""
+    cert, key, csr = workdir / "client.cert", workdir / "client.key", workdir / "client.csr"
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=layerleak test client",
+        "-keyout", str(key), "-out", str(csr))
+    ext = workdir / "client.ext"
+    ext.write_text("extendedKeyUsage=clientAuth\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(tls.ca_cert), "-CAkey", str(tls.ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(cert))
+    return cert, key
+
+
 # --- the registry -----------------------------------------------------------------------------
 
 
@@ -167,7 +179,8 @@ class Registry:
     tls: Tls | None
     username: str | None
     password: str | None
-    cert_dir: Path | None  # for skopeo --dest-cert-dir: holds ca.crt
+    cert_dir: Path | None  # for skopeo --dest-cert-dir: holds ca.crt (and client.cert/.key)
+    client_cert: tuple[Path, Path] | None = None  # (cert, key) the registry requires (mutual TLS)
 
     def skopeo_dest(self) -> list[str]:
         flags = (
@@ -185,6 +198,8 @@ class Registry:
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, context: ssl.SSLContext | None) -> None:
+    """Until ``url`` answers (a TLS registry that requires client certificates needs ``context``
+    to carry one)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -202,9 +217,10 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, context: ssl.
 
 @contextmanager
 def start_registry(
-    workdir: Path, *, tls: bool, auth: bool, token: dict[str, str] | None = None
+    workdir: Path, *, tls: bool, auth: bool, token: dict[str, str] | None = None, client_auth: bool = False
 ) -> Iterator[Registry]:
-    """A docker-registry on 127.0.0.1:<free port>; ``token`` switches it to bearer-token auth."""
+    """A docker-registry on 127.0.0.1:<free port>; ``token`` switches it to bearer-token auth;
+    ``client_auth`` (with ``tls``) makes it require a client certificate signed by its CA."""
     _need("docker-registry")
     workdir.mkdir(parents=True, exist_ok=True)
     root = workdir / "storage"
@@ -219,8 +235,11 @@ def start_registry(
         f"  addr: 127.0.0.1:{port}",
         f"  secret: {secrets.token_hex(16)}",
     ]
+    client = make_client_cert(material, workdir / "tls") if material and client_auth else None
     if material:
         lines += ["  tls:", f"    certificate: {material.cert}", f"    key: {material.key}"]
+    if material and client:
+        lines += ["    clientcas:", f"      - {material.ca_cert}"]
     if auth:
         _need("htpasswd")
         username, password = "scanner", secrets.token_urlsafe(18)
@@ -246,10 +265,14 @@ def start_registry(
         cert_dir.mkdir(exist_ok=True)
         shutil.copy(material.ca_cert, cert_dir / "ca.crt")
         context = ssl.create_default_context(cafile=str(material.ca_cert))
+        if client:
+            shutil.copy(client[0], cert_dir / "client.cert")
+            shutil.copy(client[1], cert_dir / "client.key")
+            context.load_cert_chain(str(client[0]), str(client[1]))
     scheme = "https" if material else "http"
     try:
         _wait_http(f"{scheme}://127.0.0.1:{port}/v2/", proc, log, context)
-        yield Registry(f"127.0.0.1:{port}", root, material, username, password, cert_dir)
+        yield Registry(f"127.0.0.1:{port}", root, material, username, password, cert_dir, client)
     finally:
         _stop(proc)
 

@@ -6,11 +6,14 @@ drawn at test time from an alphabet that cannot spell a placeholder word.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import handmade
+import plant
 import pytest
 
 from layerleak.detect.engine import Engine
@@ -242,7 +245,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ("[[rules]]\nid = 'br'\nregex = '''(a)\\1'''\n", "rule br (FILE): regex is not valid RE2"),
         ("[[rules]]\nid = 'la'\nregex = '''a(?=b)'''\n", "rule la (FILE): regex is not valid RE2"),
         ("[[rules]]\nid = 'g'\nregex = '''(a)'''\nsecretGroup = 2\n", "secretGroup 2 but the regex has 1"),
-        ("[[rules]]\nid = 'p'\npath = '''\\.pem$'''\n", "path-only) is not supported"),
+        ("[[rules]]\nid = 'p'\ndescription = 'no regex'\n", "rule p (FILE): a rule needs a regex or a path"),
         ("[[rules]]\nid = 'r'\nregex = 'a'\n[[rules.required]]\nid = 'x'\n", "composite rules"),
         ("[extend]\npath = 'base.toml'\n[[rules]]\nid = 'e'\nregex = 'a'\n", "[extend] path/url"),
         ("[[rules]]\nid = 'u'\nregex = 'a'\nseverity = 'high'\n", "unknown gitleaks field(s) severity"),
@@ -302,3 +305,154 @@ def test_cli_scan_reports_gitleaks_rule_findings(
     }
     assert run.report["secrets_shown"] is False
     assert KEY not in run.stdout and SESSION not in run.stdout  # redacted by default
+
+
+# --- gitleaks' own default configuration, as it is ------------------------------------------------
+# Its file is not ours to commit. This one has the same shape and uses every construct it uses: a
+# title and minVersion, a global [allowlist] with description, paths, regexes and stopwords, rules
+# with and without entropy, one secretGroup, rule allowlists with regexTarget, a path-only rule,
+# and ids that are also built-in ids here. Plus what a user's copy of it may do: define an id twice.
+GHO = "gho_" + plant.github_pat_classic()[4:]  # with the CRC32 GitHub tokens carry (detect/validity.py)
+DEFAULT_LIKE_TOML = r"""
+title = "gitleaks config"
+minVersion = "v8.25.0"
+
+[allowlist]
+description = "global allow list"
+paths = ['''(?:^|/)vendor/''', '''\.(?:bmp|gif|jpe?g|png|svg)$''']
+regexes = ['''^\$\{[A-Z_]+\}$''']
+stopwords = ["014df517-39d1-4453-b7b3-9930c563627c"]
+
+[[rules]]
+id = "github-oauth"
+description = "Found a GitHub OAuth Access Token"
+regex = '''gho_[0-9a-zA-Z]{36}'''
+keywords = ["gho_"]
+
+[[rules]]
+id = "acme-client-secret"
+description = "Acme client secret"
+regex = '''(?i)[\w.-]{0,50}?acme[ \t\w.-]{0,20}[\s'"]{0,3}(?:=|:{1,3}=|:|=>)['"\s=]{0,5}([a-z0-9]{32})\b'''
+secretGroup = 1
+entropy = 3
+keywords = ["acme"]
+[[rules.allowlists]]
+regexTarget = "line"
+regexes = ['''(?i)example''']
+
+[[rules]]
+id = "pkcs12-file"
+description = "Found a PKCS #12 file, which commonly contain bundled private keys."
+path = '''(?i)(?:^|\/)[^\/]+\.p(?:12|fx)$'''
+
+[[rules]]
+id = "acme-order"
+description = "first definition: replaced by the second"
+regex = '''zq[a-z0-9]{12}'''
+keywords = ["zq"]
+
+[[rules]]
+id = "acme-order"
+description = "Acme order number"
+regex = '''\bzq[a-z0-9]{12}\b'''
+keywords = ["zq"]
+"""
+
+
+@pytest.fixture(scope="module")
+def default_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gitleaks-default") / "gitleaks.toml"
+    path.write_text(DEFAULT_LIKE_TOML)
+    return path
+
+
+def test_a_default_like_config_loads_with_namespaced_ids(default_like: Path) -> None:
+    warnings: list[str] = []
+    rules = {r.id: r for r in load_rules([default_like], warn=warnings.append)}
+    assert rules["github-oauth"].origin.startswith("signatures/")  # the built-in keeps its id
+    assert rules["gitleaks:github-oauth"].origin == str(default_like)
+    assert rules["gitleaks:github-oauth"].imported
+    assert "gitleaks:acme-client-secret" not in rules and "acme-client-secret" in rules
+    assert rules["acme-order"].title == "Acme order number"  # the later definition wins
+    assert rules["pkcs12-file"].presence
+    assert len(warnings) == 2, warnings
+    assert "acme-order is defined twice" in warnings[0]
+    assert "github-oauth" in warnings[1] and "gitleaks:<id>" in warnings[1]
+
+
+def test_imported_ids_still_clash_across_files(default_like: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "again.toml"
+    copy.write_text(DEFAULT_LIKE_TOML)
+    with pytest.raises(RuleError, match="defined twice"):
+        load_rules([default_like, copy])
+
+
+def test_a_secret_both_rulesets_match_is_one_finding(default_like: Path) -> None:
+    engine = Engine(load_rules([default_like]))
+    matches = engine.scan(f"GH_OAUTH={GHO}\n".encode(), "/app/.config")
+    assert [(m.rule_id, m.secret) for m in matches] == [("github-oauth", GHO)]
+    # the imported rule alone still finds what no built-in rule knows, with its allowlist
+    secret = fake(32)
+    matches = engine.scan(f"acme_secret = {secret}\n".encode(), "/app/settings.ini")
+    assert ("acme-client-secret", secret) in [(m.rule_id, m.secret) for m in matches]
+    example = engine.scan(f"acme_secret = {secret} # example\n".encode(), "/app/settings.ini")
+    assert [m for m in example if "acme" in m.rule_id] == []
+
+
+def test_a_path_only_rule_reports_the_file_once(default_like: Path) -> None:
+    import io
+
+    engine = Engine(load_rules([default_like]))
+    body = bytes(range(256)) * 20_000  # more than one engine chunk: still one finding
+    stream = engine.scan_stream(io.BytesIO(body), "/root/certs/client.P12")
+    found = [(m.secret, m.offset, m.line) for m in stream if m.rule_id == "pkcs12-file"]
+    assert found == [("/root/certs/client.P12", 0, 1)]
+
+    def presence(path: str | None) -> list[str]:
+        return [m.secret for m in engine.scan(b"x", path) if m.rule_id == "pkcs12-file"]
+
+    assert presence("/srv/b.pfx") == ["/srv/b.pfx"]
+    assert presence("/root/certs/client.p12.txt") == []
+    assert presence("/app/vendor/a.pfx") == []  # the file's global allowlist (paths)
+    assert presence(None) == []  # config and history text: no file
+
+
+def test_cli_scan_with_a_default_like_config(
+    layerleak: Layerleak, default_like: Path, tmp_path: Path
+) -> None:
+    layer = handmade.layer_tar(
+        [
+            handmade.directory("app"),
+            handmade.file("app/.config", f"GH_OAUTH={GHO}\n"),
+            handmade.file("app/client.pfx", "0\x82\x01\x02 not really DER\n"),
+        ]
+    )
+    config = handmade.image_config([layer], [{"created_by": "COPY . / # buildkit"}])
+    image = tmp_path / "default.tar"
+    handmade.write_docker_archive(image, [handmade.LegacyImage(["d:latest"], [layer], config)])
+    run = layerleak("scan", f"docker-archive:{image}", "--rules", str(default_like), "--format", "json")
+    assert run.returncode == 1, run.describe()
+    got = sorted((f["rule_id"], f["path"]) for f in run.report["findings"])
+    assert got == [("github-oauth", "/app/.config"), ("pkcs12-file", "/app/client.pfx")]
+    assert "gitleaks:<id>" in run.stderr and "Traceback" not in run.stderr
+    assert "/app/client.pfx" not in json.dumps([f.get("secret") for f in run.report["findings"]])
+
+
+GITLEAKS_DEFAULT = os.environ.get("LAYERLEAK_GITLEAKS_CONFIG")
+
+
+@pytest.mark.skipif(
+    not GITLEAKS_DEFAULT,
+    reason="set LAYERLEAK_GITLEAKS_CONFIG to a copy of gitleaks' config/gitleaks.toml to load it as it is",
+)
+def test_gitleaks_own_default_config_loads() -> None:
+    assert GITLEAKS_DEFAULT
+    warnings: list[str] = []
+    rules = load_rules([Path(GITLEAKS_DEFAULT)], warn=warnings.append)
+    imported = [r for r in rules if r.imported]
+    assert len(imported) > 150
+    assert any(r.presence for r in imported)
+    assert any("gitleaks:<id>" in w for w in warnings)
+    engine = Engine(rules)
+    matches = engine.scan(f"GH_OAUTH={GHO}\n".encode(), "/app/.config")
+    assert [m.rule_id for m in matches] == ["github-oauth"]

@@ -194,3 +194,24 @@ def test_required_literals_are_in_every_match() -> None:
         for i, template in enumerate(rule.examples.positive):
             text = expand(template, _rng(rule, "requires", i))
             assert any(r in text for r in rule.requires), (rule.id, text)
+
+
+def provider_of(rule: Rule) -> str:
+    """The provider a rule is about: its ``provider`` field, else the first part of its id."""
+    return rule.provider or rule.id.split("-")[0]
+
+
+def test_no_example_is_claimed_by_a_stronger_rule_of_another_provider() -> None:
+    """Every positive example's secret is reported by its own rule, and no rule of a different
+    provider reports anything in it at a higher severity: no ambiguous duplicates, and no example
+    whose finding would be outranked by a guess about someone else's key."""
+    failures: list[str] = []
+    for rule in RULES:
+        for i, template in enumerate(rule.examples.positive):
+            text = expand(template, _rng(rule, "positive", i))
+            for m in ENGINE.scan(text.encode("latin-1"), rule.examples.path):
+                other = ENGINE.rule(m.rule_id)
+                if provider_of(other) != provider_of(rule) and other.severity > rule.severity:
+                    failures.append(f"{rule.id} ({rule.severity}) example also found by {other.id} "
+                                    f"({other.severity}): {text[:100]!r}")
+    assert not failures, f"seed {SEED}:\n" + "\n".join(failures)

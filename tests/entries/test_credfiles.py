@@ -88,6 +88,15 @@ def test_every_kind_has_rules_and_a_rule_path_agrees() -> None:
         ("/root/.zsh_history", "shell-history"),
         ("/app/BOOT-INF/classes/application-prod.yml", "spring"),
         ("/app/application.json", None),
+        ("/root/.gradle/gradle.properties", "gradle-properties"),
+        ("/src/app/gradle.properties", "gradle-properties"),
+        ("/root/.cargo/credentials", "cargo-credentials"),
+        ("/usr/local/cargo/credentials.toml", None),
+        ("/root/.gem/credentials", "gem-credentials"),
+        ("/root/.config/composer/auth.json", "composer-auth"),
+        ("/root/.config/containers/auth.json", "docker-config"),
+        ("/root/.config/gh/hosts.yml", "gh-hosts"),
+        ("/etc/hosts.yml", None),
     ],
 )
 def test_which_files_are_parsed(path: str, kind: str | None) -> None:
@@ -129,7 +138,11 @@ def _credential_image(outdir: Path) -> tuple[Path, list[Expect], list[str]]:
     and paths that must yield nothing (placeholders)."""
     pw = {name: _pw() for name in (
         "docker", "netrc", "pypi", "git", "aws", "kube", "pg", "env", "url", "hist1", "hist2", "zsh",
-        "ash", "wp", "spring", "spring_yml", "mail")}
+        "ash", "wp", "spring", "spring_yml", "mail", "gradle", "gradle_proxy", "cargo", "gem_host",
+        "composer", "composer_bearer")}
+    gem_key = secrets.token_hex(16)
+    gh_enterprise = secrets.token_hex(20)
+    gho = "gho_" + plant.github_pat_classic()[4:]  # the same checksummed shape as ghp_
     salt = _pw(64)
     kube_token = _pw(40)
     pem = plant.rsa_private_key_pem()
@@ -185,7 +198,41 @@ def _credential_image(outdir: Path) -> tuple[Path, list[Expect], list[str]]:
             f"    password: {pw['spring_yml']}\n  mail:\n    password: \"{pw['mail']}\"\n"
         ),
     }
+    files.update({
+        "root/.gradle/gradle.properties": (
+            "org.gradle.jvmargs=-Xmx2g\nsigning.keyId=24875D73\n"
+            f"signing.password={pw['gradle']}\nossrhUsername=ci\nossrhPassword=${{OSSRH_PASSWORD}}\n"
+            f"systemProp.https.proxyPassword={pw['gradle_proxy']}\n"
+        ),
+        "root/.cargo/credentials.toml": (
+            f'[registry]\ndefault = "internal"\n\n[registries.internal]\ntoken = "{pw["cargo"]}"\n'
+        ),
+        "root/.gem/credentials": (
+            f"---\n:rubygems_api_key: {gem_key}\n"
+            f"https://gems.internal.test/private: Bearer {pw['gem_host']}\n"
+        ),
+        "root/.config/composer/auth.json": (
+            '{\n  "http-basic": {\n    "repo.internal.test": {\n      "username": "ci",\n'
+            f'      "password": "{pw["composer"]}"\n    }}\n  }},\n'
+            f'  "github-oauth": {{"github.com": "{github}"}},\n'
+            f'  "bearer": {{"repo.internal.test": "{pw["composer_bearer"]}"}}\n}}\n'
+        ),
+        "root/.config/gh/hosts.yml": (
+            f"github.com:\n    user: ci\n    oauth_token: {gho}\n    git_protocol: https\n"
+            f"github.internal.test:\n    users:\n        ci:\n            oauth_token: {gh_enterprise}\n"
+        ),
+    })
     expect = [
+        Expect("gradle-properties-secret", "/root/.gradle/gradle.properties", 3, pw["gradle"]),
+        Expect("gradle-properties-secret", "/root/.gradle/gradle.properties", 6, pw["gradle_proxy"]),
+        Expect("cargo-credentials-token", "/root/.cargo/credentials.toml", 5, pw["cargo"]),
+        Expect("gem-credentials-key", "/root/.gem/credentials", 2, gem_key),
+        Expect("gem-credentials-key", "/root/.gem/credentials", 3, pw["gem_host"]),
+        Expect("composer-auth-secret", "/root/.config/composer/auth.json", 5, pw["composer"]),
+        Expect("github-pat-classic", "/root/.config/composer/auth.json", 8, github),
+        Expect("composer-auth-secret", "/root/.config/composer/auth.json", 9, pw["composer_bearer"]),
+        Expect("github-oauth", "/root/.config/gh/hosts.yml", 3, gho),
+        Expect("gh-cli-oauth-token", "/root/.config/gh/hosts.yml", 8, gh_enterprise),
         Expect("docker-config-auth", "/root/.docker/config.json", 4, pw["docker"]),
         Expect("netrc-password", "/root/.netrc", 3, pw["netrc"]),
         Expect("pypirc-password", "/root/.pypirc", 7, pw["pypi"]),
@@ -248,3 +295,18 @@ def test_credential_files_are_redacted_by_default(
     for e in expect:
         assert e.secret not in run.stdout and e.secret not in run.stderr, e.rule_id
     assert [f for f in run.report["findings"] if f["path"] in placeholders] == []
+
+
+def test_an_auth_json_that_is_not_composers_is_left_to_the_regexes() -> None:
+    from layerleak.entries.credfiles import parse_composer_auth
+
+    not_composer = '{"providers": ["google"], "session": {"ttl": 3600}}'
+    assert parse_composer_auth(not_composer, "/app/auth.json") is None
+    pw = _pw()
+    text = '{"http-basic": {"h": {"username": "u", "password": "' + pw + '"}}}'
+    assert _parsed("/app/auth.json", text) == [("composer-auth-secret", 1, pw)]
+
+
+def test_gradle_keys_that_name_no_secret_are_not_read() -> None:
+    text = "org.gradle.caching=true\nsigning.secretKeyRingFile=/root/.gnupg/secring.gpg\nossrhUsername=ci\n"
+    assert _parsed("/root/.gradle/gradle.properties", text) == []

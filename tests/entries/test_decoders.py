@@ -6,6 +6,7 @@ import base64
 import bz2
 import gzip
 import io
+import json
 import lzma
 import py_compile
 import random
@@ -399,3 +400,78 @@ def test_identifiers_are_not_decoded(engine: Engine) -> None:
     budget = Budget()
     assert list(scan_leaf(engine, "/m.py", text, io.BytesIO(b""), budget)) == []
     assert budget.decoded == 0
+
+
+# --- the value decoders beyond base64 -----------------------------------------------------------
+
+
+def _markers(hits: list[tuple[str | None, str, str, int]], rule: str, secret: str) -> list[str | None]:
+    return [marker for marker, r, s, _ in hits if r == rule and s == secret]
+
+
+def test_the_decoders_are_one_ordered_table() -> None:
+    from layerleak.entries import decoders
+
+    assert [d.marker for d in decoders.DECODERS] == ["[base64]", "[hex]", "[percent]", "[json-escape]"]
+    assert [v.__name__ for v in decoders.VIEWS] == ["_utf16_view", "_pyc_view", "_binary_view", "_text_view"]
+
+
+def test_hex_of_text(engine: Engine) -> None:
+    token = plant.github_pat_classic()
+    hits, _ = _leaf(engine, b"x = 1\nblob: " + f"token={token}".encode().hex().encode() + b"\n")
+    assert _markers(hits, "github-pat-classic", token) == ["[hex]"]
+    assert hits[0][3] == 2
+
+
+@pytest.mark.parametrize("digest", ["ab" * 32, "0123456789abcdef" * 4, "DEADBEEF" * 8])
+def test_hex_digests_are_not_decoded(digest: str) -> None:
+    from layerleak.entries.decoders import _runs
+
+    assert list(_runs(f"sha256: {digest}\n".encode())) == []
+
+
+def test_percent_encoded_url_credentials(engine: Engine) -> None:
+    password = plant.generic_password()
+    encoded = f"https%3A%2F%2Fdeploy%3A{password}%40db.internal%2Fapp".encode()
+    hits, _ = _leaf(engine, b"GET /login?next=" + encoded + b" HTTP/1.1\n")
+    assert "[percent]" in [marker for marker, _, secret, _ in hits if secret == password]
+
+
+def test_percent_encoded_placeholder_is_no_finding(engine: Engine) -> None:
+    """``password=${VAR}`` URL-encoded is a template, not a secret, once decoded as well."""
+    hits, _ = _leaf(engine, b"url: https://h/x?q=password%3D%24%7BDB_PASSWORD%7D%26user%3Dadmin\n")
+    assert hits == []
+
+
+def test_json_escape_inside_a_token(engine: Engine) -> None:
+    token = plant.github_pat_classic()
+    escaped = token[:8] + "".join(f"\\u{ord(c):04x}" for c in token[8:12]) + token[12:]
+    hits, _ = _leaf(engine, b'{"build": {"token": "' + escaped.encode() + b'"}}\n')
+    assert _markers(hits, "github-pat-classic", token) == ["[json-escape]"]
+
+
+def test_json_escape_does_not_report_what_the_plain_scan_found(engine: Engine) -> None:
+    token = plant.github_pat_classic()
+    key = plant.rsa_private_key_pem()
+    doc = {"env": f"A=1\nGITHUB_TOKEN={token}\nB=2", "key": key}
+    hits, _ = _leaf(engine, (json.dumps(doc) + "\n").encode())
+    assert _markers(hits, "github-pat-classic", token) == [None]
+    assert [marker for marker, rule, _, _ in hits if rule == "private-key"] == [None]
+
+
+def test_percent_inside_base64(engine: Engine) -> None:
+    password = plant.generic_password()
+    inner = f"dsn=postgres%3A%2F%2Fapp%3A{password}%40db%3A5432%2Fprod"
+    hits, _ = _leaf(engine, b"data:\n  url: " + _b64(inner.encode()) + b"\n")
+    assert "[base64]!/[percent]" in [marker for marker, _, secret, _ in hits if secret == password]
+
+
+def test_depth_is_bounded(engine: Engine) -> None:
+    token = plant.github_pat_classic()
+    value = f"t={token}".encode()
+    for _ in range(3):  # three levels of base64: one deeper than MAX_DEPTH
+        value = b"v: " + _b64(value)
+    hits, _ = _leaf(engine, value + b"\n")
+    assert _markers(hits, "github-pat-classic", token) == []
+    hits, _ = _leaf(engine, b"v: " + _b64(b"v: " + _b64(f"t={token}".encode())) + b"\n")
+    assert _markers(hits, "github-pat-classic", token) == ["[base64]!/[base64]"]

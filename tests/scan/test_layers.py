@@ -9,8 +9,6 @@ summaries (bytes and files scanned), errors.
 
 from __future__ import annotations
 
-import secrets
-import string
 from pathlib import Path
 
 import pytest
@@ -75,11 +73,11 @@ def test_threaded_gzip_layer_same_as_plain(tmp_path: Path, monkeypatch: pytest.M
     import tarfile
 
     from isal import igzip
+    from plant import github_pat_classic
 
     from layerleak.sources.interface import BlobLocation
 
-    alphabet = string.ascii_letters + string.digits
-    secret = "ghp_" + "".join(secrets.choice(alphabet) for _ in range(36))  # made here, fake
+    secret = github_pat_classic()  # made here, random, with the checksum GitHub's tokens carry
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for i in range(40):

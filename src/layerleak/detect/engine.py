@@ -10,14 +10,14 @@ import bisect
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 import ahocorasick
 import numpy as np
 
-from layerleak.detect import filters
+from layerleak.detect import filters, validity
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.detect.gate import make_gate
 from layerleak.detect.rules import (
@@ -116,8 +116,14 @@ class Engine:
         self._gate = make_gate(gate, by_keyword)
         self._plain_automaton = _automaton(unrestricted) if unrestricted else None
         self._plain_gate = make_gate(gate, unrestricted) if unrestricted else None
-        # Rules without keywords (gitleaks allows them) run over every chunk, whole.
-        self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords)
+        # Rules without keywords (gitleaks allows them) run over every chunk, whole. File-presence
+        # rules (gitleaks' path-only rules) never run a regex: a matching path is the finding.
+        self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords and not r.presence)
+        self._presence = tuple(
+            (r, compile_checked(r.path_regex, r.id, "path"), tuple(_Allow.of(a, r.id) for a in r.allowlists))
+            for r in self.rules
+            if r.presence and r.path_regex
+        )
         self._keyworded = bool(by_keyword)
         self._reach = max((len(kw) for kw in by_keyword), default=1) - 1  # past a span's end
         self.gate = self._gate.name
@@ -132,8 +138,26 @@ class Engine:
             comp = self._compiled[idx] = _compile(self.rules[idx])
         return comp
 
+    def present(self, path: str | None) -> list[Match]:
+        """The file-presence matches of a file at ``path``: one per presence rule whose path
+        regex matches, its secret the path, at offset 0, line 1."""
+        if path is None or not self._presence:
+            return []
+        out: list[Match] = []
+        for rule, regex, allows in self._presence:
+            if not regex.search(path):
+                continue
+            if any(a.allows(any(p.search(path) for p in a.paths), path, path, "") for a in allows):
+                continue
+            out.append(Match(rule_id=rule.id, secret=path, offset=0, line=1, confidence=rule.confidence))
+        return out
+
     def scan(self, data: bytes, path: str | None = None) -> list[Match]:
-        """Every match in ``data`` (offsets and 1-based lines relative to ``data``)."""
+        """Every match in ``data`` (offsets and 1-based lines relative to ``data``), the file
+        presence matches of ``path`` included."""
+        return self.present(path) + self._scan(data, path)
+
+    def _scan(self, data: bytes, path: str | None) -> list[Match]:
         if not data:
             return []
         automaton, gate = (self._automaton, self._gate) if self._keyworded else (None, None)
@@ -211,25 +235,39 @@ class Engine:
                             for a, hit in zip(comp.allowlists, on_path, strict=True)
                         ):
                             continue
-                    found[key] = Match(
-                        rule_id=comp.rule.id,
-                        secret=secret,
-                        offset=offset,
-                        line=0,
-                        confidence=comp.rule.confidence,
+                    found[key] = validity.judged(
+                        Match(
+                            rule_id=comp.rule.id,
+                            secret=secret,
+                            offset=offset,
+                            line=0,
+                            confidence=comp.rule.confidence,
+                        )
                     )
         return _with_lines(data, self._unshadowed(list(found.values())))
 
     def _unshadowed(self, found: list[Match]) -> list[Match]:
         """Drop a generic rule's match that overlaps a specific rule's match: one value, already
         named by the rule that knows what it is (``TOKEN=ghp_...`` is a GitHub token, not also a
-        "hard-coded password")."""
-        generic = [m for m in found if self._by_id[m.rule_id].generic]
-        if not generic or len(generic) == len(found):
+        "hard-coded password"). An imported (gitleaks) rule's match that overlaps a built-in
+        specific rule's match is dropped the same way: one secret, one finding."""
+        found = self._unshadowed_by(found, lambda r: r.generic, lambda r: not r.generic)
+        return self._unshadowed_by(
+            found, lambda r: r.imported, lambda r: not r.generic and not r.imported
+        )
+
+    def _unshadowed_by(
+        self, found: list[Match], weak: Callable[[Rule], bool], strong: Callable[[Rule], bool]
+    ) -> list[Match]:
+        """Drop each match of a ``weak`` rule that overlaps a match of a ``strong`` rule."""
+        weak_ones = [m for m in found if weak(self._by_id[m.rule_id])]
+        if not weak_ones or len(weak_ones) == len(found):
             return found
         spans = sorted(
-            (m.offset, m.offset + len(m.secret)) for m in found if not self._by_id[m.rule_id].generic
+            (m.offset, m.offset + len(m.secret)) for m in found if strong(self._by_id[m.rule_id])
         )
+        if not spans:
+            return found
         starts = [lo for lo, _ in spans]
         reach = list(itertools.accumulate((hi for _, hi in spans), max))  # furthest end so far
 
@@ -237,7 +275,7 @@ class Engine:
             i = bisect.bisect_left(starts, m.offset + len(m.secret)) - 1  # spans starting before m ends
             return i >= 0 and reach[i] > m.offset
 
-        return [m for m in found if not (self._by_id[m.rule_id].generic and shadowed(m))]
+        return [m for m in found if not (weak(self._by_id[m.rule_id]) and shadowed(m))]
 
     @staticmethod
     def _accept(comp: _Compiled, secret: str, context: str = "") -> bool:
@@ -259,21 +297,16 @@ class Engine:
         """Scan a file of any size in bounded memory: CHUNK_SIZE at a time, OVERLAP re-read."""
         base = 0  # absolute offset of buf[0]
         base_line = 1  # line number at buf[0]
+        yield from self.present(path)
         buf = stream.read(CHUNK_SIZE)
         while buf:
             more = stream.read(CHUNK_SIZE)
             # Matches starting in the tail are found again, whole, in the next buffer.
             limit = len(buf) - OVERLAP if more else len(buf)
-            for m in self.scan(buf, path):
+            for m in self._scan(buf, path):
                 if m.offset >= limit:
                     continue
-                yield Match(
-                    rule_id=m.rule_id,
-                    secret=m.secret,
-                    offset=base + m.offset,
-                    line=base_line + m.line - 1,
-                    confidence=m.confidence,
-                )
+                yield dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1)
             if not more:
                 return
             dropped = max(0, len(buf) - OVERLAP)

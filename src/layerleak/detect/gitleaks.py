@@ -79,7 +79,7 @@ def _rule(table: dict[str, Any], origin: str, global_lists: tuple[Allowlist, ...
         return None  # gitleaks never reports such a rule on its own, and we have no composites
     regex = table.get("regex")
     if regex is None or regex == "":
-        raise RuleError(f"rule {where}: a rule without a regex (path-only) is not supported")
+        return _presence_rule(table, rule_id, where, origin, global_lists)
     if not isinstance(regex, str):
         raise RuleError(f"rule {where}: regex must be a string")
     group = table.get("secretGroup", 0)
@@ -111,6 +111,32 @@ def _rule(table: dict[str, Any], origin: str, global_lists: tuple[Allowlist, ...
         allowlists=allowlists,
         secret_groups=secret_groups,
         origin=origin,
+        imported=True,
+    )
+
+
+def _presence_rule(
+    table: dict[str, Any], rule_id: str, where: str, origin: str, global_lists: tuple[Allowlist, ...]
+) -> Rule:
+    """A path-only rule: gitleaks reports every file whose path matches; so do we, with the path
+    as the finding's secret (docs/gitleaks.md)."""
+    path = table.get("path")
+    if not isinstance(path, str) or not path:
+        raise RuleError(f"rule {where}: a rule needs a regex or a path")
+    own = _tables(table.get("allowlists"), table.get("allowlist"), where)
+    description = table.get("description")
+    return Rule(
+        id=rule_id,
+        title=description if isinstance(description, str) and description else rule_id,
+        severity=Severity.MEDIUM,
+        keywords=(),
+        regex="",
+        confidence=Confidence.HIGH,
+        path_regex=_path(path, where),
+        allowlists=tuple(a for t in own if (a := _allowlist(t, where)) is not None) + global_lists,
+        origin=origin,
+        imported=True,
+        presence=True,
     )
 
 

@@ -10,8 +10,8 @@ import hashlib
 import importlib.resources
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,18 @@ class Rule:
     # From gitleaks files (layerleak.detect.gitleaks). No keywords there means "every chunk".
     allowlists: tuple[Allowlist, ...] = ()
     secret_groups: tuple[int, ...] = ()  # tried before ``secret``: the first non-empty one wins
+    # Translated from another scanner's file (gitleaks): a built-in rule's match of the same bytes
+    # is the one reported, and an id that clashes with a built-in one is namespaced.
+    imported: bool = False
+    # A file-presence rule (gitleaks' path-only rules): every file whose path matches
+    # ``path_regex`` is one finding, its "secret" the path; the regex is not used.
+    presence: bool = False
+    # Who issues the credential, for docs and tests; empty means the first part of the id.
+    provider: str = ""
+    # For people, not for matching (reports: SARIF rule help, ``rules show``): what the secret is
+    # and how to revoke it; the title stands in for a missing description.
+    description: str | None = None
+    references: tuple[str, ...] = ()  # URLs: the provider's token format and revocation docs
 
 
 def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
@@ -130,7 +142,7 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
     known = {
         "id", "title", "severity", "keywords", "regex", "confidence", "entropy", "min_length",
         "window", "allowlist", "path", "generic", "examples", "description", "references",
-        "requires",
+        "requires", "provider",
     }
     unknown = set(table) - known
     if unknown:
@@ -171,6 +183,9 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
         confidence = Confidence.parse(str(table.get("confidence", "high")))
     except ValueError as exc:
         raise RuleError(f"rule {rule_id}: {exc}") from None
+    description = table.get("description")
+    if description is not None and not isinstance(description, str):
+        raise RuleError(f"rule {rule_id}: description must be a string")
     return Rule(
         id=rule_id,
         title=str(table.get("title", rule_id)),
@@ -185,6 +200,7 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
         allowlist=allowlist,
         path_regex=path_regex,
         generic=bool(table.get("generic", False)),
+        provider=str(table.get("provider", "")),
         examples=Examples(
             positive=_strs(examples_table.get("positive"), "examples.positive", rule_id),
             negative=_strs(examples_table.get("negative"), "examples.negative", rule_id),
@@ -192,6 +208,8 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
                                rule_id),
         ),
         origin=origin,
+        description=" ".join(description.split()) if description else None,
+        references=_strs(table.get("references"), "references", rule_id),
     )
 
 
@@ -226,8 +244,15 @@ def builtin_rule_files() -> list[tuple[str, str]]:
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
-def load_rules(extra: Iterable[Path] = (), builtin: bool = True) -> list[Rule]:
-    """Built-in rules plus the user's (a file or a directory of .toml files)."""
+def load_rules(
+    extra: Iterable[Path] = (), builtin: bool = True, warn: Callable[[str], None] | None = None
+) -> list[Rule]:
+    """Built-in rules plus the user's (a file or a directory of .toml files).
+
+    An id defined twice is an error, except for imported (gitleaks) rules, which are loaded as
+    gitleaks would load them: one whose id a built-in rule already has is renamed
+    ``gitleaks:<id>``, and a later rule of the same file with an id already used there replaces
+    the earlier one. ``warn`` is told of each rename and replacement."""
     rules: list[Rule] = []
     if builtin:
         for name, text in builtin_rule_files():
@@ -242,12 +267,31 @@ def load_rules(extra: Iterable[Path] = (), builtin: bool = True) -> list[Rule]:
             except OSError as exc:
                 raise RuleError(f"{file}: cannot read rule file ({exc.strerror})") from None
             rules.extend(parse_rules_text(text, str(file)))
-    seen: dict[str, str] = {}
+    builtin_ids = {r.id for r in rules if r.origin.startswith("signatures/")}
+    renamed: dict[str, list[str]] = {}
+    out: dict[str, Rule] = {}
     for rule in rules:
-        if rule.id in seen:
-            raise RuleError(f"rule {rule.id} is defined twice ({seen[rule.id]} and {rule.origin})")
-        seen[rule.id] = rule.origin
-    return rules
+        if rule.imported and rule.id in builtin_ids:
+            renamed.setdefault(rule.origin, []).append(rule.id)
+            rule = replace(rule, id=f"{IMPORTED_PREFIX}{rule.id}")
+        earlier = out.get(rule.id)
+        if earlier is not None:
+            if not (rule.imported and earlier.imported and earlier.origin == rule.origin):
+                raise RuleError(f"rule {rule.id} is defined twice ({earlier.origin} and {rule.origin})")
+            if warn is not None:
+                warn(f"rule {rule.id} is defined twice in {rule.origin}: the later one is used")
+            del out[rule.id]  # the later definition takes the earlier one's place at the end
+        out[rule.id] = rule
+    for origin, ids in renamed.items():
+        if warn is not None:
+            warn(
+                f"{origin}: {len(ids)} rule(s) have the id of a built-in rule and are loaded as "
+                f"{IMPORTED_PREFIX}<id>: {', '.join(ids)}"
+            )
+    return list(out.values())
+
+
+IMPORTED_PREFIX = "gitleaks:"
 
 
 def ruleset_hash(rules: Sequence[Rule]) -> str:
@@ -263,5 +307,7 @@ def ruleset_hash(rules: Sequence[Rule]) -> str:
         h.update("\x1f".join(parts).encode())
         if r.allowlists or r.secret_groups:  # only gitleaks rules: built-in hashes stay as they were
             h.update(f"\x1f{r.allowlists!r}\x1f{r.secret_groups!r}".encode())
+        if r.imported or r.presence:
+            h.update(f"\x1f{r.imported}\x1f{r.presence}".encode())
         h.update(b"\x1e")
     return h.hexdigest()[:16]

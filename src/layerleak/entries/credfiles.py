@@ -2,7 +2,9 @@
 
 A file whose path names a known credential format (``~/.docker/config.json``, ``.netrc``,
 ``~/.aws/credentials``, a kubeconfig, ``.pgpass``, ``.env``, shell history, ``wp-config.php``,
-Spring ``application.properties``/``.yml``, ...) is parsed, and each credential in it becomes a
+Spring ``application.properties``/``.yml``, Gradle ``gradle.properties``, Cargo
+``~/.cargo/credentials(.toml)``, RubyGems ``~/.gem/credentials``, Composer ``auth.json``, the
+GitHub CLI's ``gh/hosts.yml``, ...) is parsed, and each credential in it becomes a
 :class:`~layerleak.models.Match` of that format's rule (``signatures/credential-files.toml``):
 a docker ``auth`` is decoded to its password, a kubeconfig ``client-key-data`` to its PEM key, an
 AWS secret key is found next to its id whatever its shape.
@@ -30,7 +32,7 @@ from urllib.parse import unquote
 
 import yaml
 
-from layerleak.detect import filters
+from layerleak.detect import filters, validity
 from layerleak.detect.engine import Engine
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.models import Confidence, Match
@@ -406,6 +408,119 @@ def parse_spring(text: str, path: str) -> list[Credential] | None:
     return out
 
 
+_GRADLE_SECRET = re.compile(
+    r"(?i)(?:password|passwd|passphrase|secret|token|api_?key|access_?key|secret_?key|auth_?key)$"
+    r"|^gpr\.key$"
+)
+
+
+def parse_gradle_properties(text: str, path: str) -> list[Credential]:
+    """``gradle.properties``: ``signing.password``, ``ossrhPassword``, ``gpr.key``, proxy
+    passwords, ... (a key whose last word names a secret, camelCase or dotted)."""
+    out: list[Credential] = []
+    for key, value, start in _properties(text):
+        if _GRADLE_SECRET.search(key) and _plausible(value):
+            out.append(Credential("gradle-properties-secret", value, value, start, True))
+    return out
+
+
+def _value_at(text: str, value: str, after: int = 0) -> int:
+    """Where ``value`` is written in ``text`` (quoted or not), at or after ``after``; 0 if not."""
+    at = text.find(value, after)
+    return at if at >= 0 else max(text.find(value), 0)
+
+
+def parse_cargo_credentials(text: str, path: str) -> list[Credential] | None:
+    """``~/.cargo/credentials(.toml)``: ``[registry] token`` and ``[registries.NAME] token``, and
+    the ``secret-key`` of asymmetric (PASETO) tokens."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeError):
+        return None
+    tables: list[object] = [doc.get("registry")]
+    registries = doc.get("registries")
+    if isinstance(registries, dict):
+        tables.extend(registries.values())
+    out: list[Credential] = []
+    cursor = 0  # tables are read in file order: each value is looked for after the one before
+    for table in tables:
+        if not isinstance(table, dict):
+            continue
+        for field in ("token", "secret-key"):
+            value = table.get(field)
+            if isinstance(value, str) and value:
+                at = _value_at(text, value, cursor)
+                cursor = at + len(value)
+                out.append(Credential("cargo-credentials-token", value, value, at))
+    return out
+
+
+def parse_gem_credentials(text: str, path: str) -> list[Credential] | None:
+    """``~/.gem/credentials``: YAML of ``:rubygems_api_key: KEY`` and ``HOST: [Bearer] KEY``."""
+    scalars = _yaml_scalars(text)
+    if scalars is None:
+        return None
+    out: list[Credential] = []
+    for keys, value, start in scalars:
+        if len(keys) != 1:
+            continue
+        secret, at = value, start
+        if secret.lower().startswith("bearer "):
+            secret, at = secret[7:].strip(), start + len(value) - len(secret[7:].strip())
+        if secret:
+            out.append(Credential("gem-credentials-key", secret, secret, at))
+    return out
+
+
+_COMPOSER_SECTIONS = (
+    "http-basic", "github-oauth", "gitlab-oauth", "gitlab-token", "bitbucket-oauth", "bearer",
+    "forgejo-token",
+)
+
+
+def parse_composer_auth(text: str, path: str) -> list[Credential] | None:
+    """Composer ``auth.json``: ``http-basic`` passwords, ``github-oauth``/``gitlab-*``/``bearer``
+    tokens (by host), ``bitbucket-oauth`` consumer secrets. Not Composer's: None."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not any(k in doc for k in _COMPOSER_SECTIONS):
+        return None
+    out: list[Credential] = []
+    for section in _COMPOSER_SECTIONS:
+        hosts = doc.get(section)
+        if not isinstance(hosts, dict):
+            continue
+        for host, entry in hosts.items():
+            if isinstance(entry, str) and entry:
+                start = _find_json_value(text, host, entry)
+                out.append(Credential("composer-auth-secret", entry, entry, start))
+                continue
+            if not isinstance(entry, dict):
+                continue
+            for field in ("password", "token", "consumer-secret"):
+                value = entry.get(field)
+                if isinstance(value, str) and value:
+                    start = _find_json_value(text, field, value)
+                    out.append(Credential("composer-auth-secret", value, value, start))
+    return out
+
+
+def parse_gh_hosts(text: str, path: str) -> list[Credential] | None:
+    """The GitHub CLI's ``hosts.yml``: an ``oauth_token`` per host, and per user under ``users``."""
+    scalars = _yaml_scalars(text)
+    if scalars is None:
+        return None
+    return [
+        Credential("gh-cli-oauth-token", value, value, start)
+        for keys, value, start in scalars
+        if keys[-1] == "oauth_token" and value
+    ]
+
+
 # --- which files are which --------------------------------------------------------------------
 
 KINDS: tuple[Kind, ...] = (
@@ -455,6 +570,22 @@ KINDS: tuple[Kind, ...] = (
         parse_wp_config,
     ),
     Kind(
+        "gradle-properties",
+        re.compile(r"(?:^|/)gradle\.properties$"),
+        ("gradle-properties-secret",),
+        parse_gradle_properties,
+    ),
+    Kind(
+        "cargo-credentials",
+        re.compile(r"(?:^|/)\.cargo/credentials(?:\.toml)?$"),
+        ("cargo-credentials-token",),
+        parse_cargo_credentials,
+    ),
+    Kind("gem-credentials", re.compile(r"(?:^|/)\.gem/credentials$"), ("gem-credentials-key",),
+         parse_gem_credentials),
+    Kind("composer-auth", re.compile(r"(?:^|/)auth\.json$"), ("composer-auth-secret",), parse_composer_auth),
+    Kind("gh-hosts", re.compile(r"(?:^|/)gh/hosts\.ya?ml$"), ("gh-cli-oauth-token",), parse_gh_hosts),
+    Kind(
         "spring",
         re.compile(r"(?:^|/)(?:application|bootstrap)(?:-[A-Za-z0-9_.-]+)?\.(?:properties|ya?ml)$"),
         ("spring-datasource-password", "spring-property-secret"),
@@ -474,7 +605,8 @@ def _quick(base: str) -> bool:
 
 _NAMES = frozenset(
     {"config.json", ".dockercfg", "auth.json", ".pypirc", ".git-credentials", "credentials", "config",
-     "kubeconfig", ".pgpass", "wp-config.php"} | {f"{k}.conf" for k in ("admin", "kubelet",
+     "kubeconfig", ".pgpass", "wp-config.php", "gradle.properties", "credentials.toml", "hosts.yml",
+     "hosts.yaml"} | {f"{k}.conf" for k in ("admin", "kubelet",
      "controller-manager", "scheduler", "super-admin")}
 )
 
@@ -530,8 +662,10 @@ def with_credentials(path: str, data: bytes, found: list[Match], engine: Engine)
             continue
         engine_matches = [m for m in engine_matches if m not in overlapping]
         parsed.append(
-            Match(rule_id=rule.id, secret=cred.secret, offset=offset, line=line_no,
-                  confidence=rule.confidence)
+            validity.judged(
+                Match(rule_id=rule.id, secret=cred.secret, offset=offset, line=line_no,
+                      confidence=rule.confidence)
+            )
         )
     # In a parsed file, a generic match that overlaps a specific one is the same value seen twice.
     engine_matches = [

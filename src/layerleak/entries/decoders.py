@@ -1,17 +1,40 @@
 """Decoders: turn content whose secrets are not plain bytes into text the engine can read.
 
-- UTF-16 text (Windows configs): transcoded to UTF-8 on the fly; lines keep their numbers.
-- Compiled Python (.pyc): the string constants are pulled out of the marshal data, one per line,
-  because the bytes around them (type codes, lengths) often glue onto a token and break the
-  word boundaries rules rely on. ``line`` is then the ordinal of the string, as in
-  ``strings FILE | grep -n``.
-- base64 values in text (a Kubernetes Secret's ``data:``, a docker ``config.json`` ``auth``):
-  each value that decodes to printable text is put back into its line in place of the encoded
-  form, and that line is scanned again; a value inside a decoded value is decoded too (a
-  ``.dockerconfigjson`` holds ``auth``). A match is reported at the line of the encoded value.
+Two tables, each one interface, tried in order:
 
-Every decoded view is marked in the finding's ``inner_path``: ``[utf-16]``, ``[strings]``,
-``[base64]``. Other binaries (ELF, .class, databases) are scanned as raw bytes.
+:data:`VIEWS`: how a whole file is read, picked by its first bytes (the first that applies wins):
+
+- ``[utf-16]`` UTF-16 text (Windows configs): transcoded to UTF-8 on the fly; lines keep their
+  numbers.
+- ``[strings]`` compiled Python (.pyc): the string constants are pulled out of the marshal data,
+  one per line, because the bytes around them (type codes, lengths) often glue onto a token and
+  break the word boundaries rules rely on. ``line`` is then the ordinal of the string, as in
+  ``strings FILE | grep -n``.
+- other binaries (ELF, .class, databases): scanned as raw bytes, with no value decoder.
+- text: as it is.
+
+:data:`DECODERS`: encoded *values* inside text. Each is a regex for one encoded run and a decode
+function; a run that decodes to printable text is put back into its line in place of the encoded
+form, and that line is scanned again. A match is reported at the line of the encoded value, with
+the decoder's marker in ``inner_path``:
+
+- ``[base64]`` base64 and base64url (a Kubernetes Secret's ``data:``, a docker ``auth``);
+- ``[hex]`` hex of text, at least 12 bytes;
+- ``[percent]`` percent-encoding (a URL query, a form body) with at least 2 escapes;
+- ``[json-escape]`` a double-quoted JSON or JavaScript string with backslash escapes (``\\n``,
+  ``\\u002b``): decoded as JSON decodes it.
+
+Limits: a decoded value is examined by every decoder again, to a depth of :data:`MAX_DEPTH`
+(``[base64]!/[base64]`` is double base64; a percent-encoded value inside base64 is
+``[base64]!/[percent]``), and no deeper; at most ``Limits.max_decoded`` values are decoded per
+file (base64 ones counted too), then a note says the rest were not; an encoded run longer than
+:data:`MAX_RUN` is data (an image, an archive), not a value.
+
+Cost: the decoders without a gate (base64, hex) share one RE2 pass over the text, one
+alternative each. Percent and JSON-escape runs are only looked for in a block that holds their
+gate byte (``%``, a backslash), found by ``bytes.find``. The escape decoders see text that is
+mostly readable already: a match they find that the plain scan also found (same rule, same line)
+is not reported twice.
 """
 
 from __future__ import annotations
@@ -20,9 +43,12 @@ import binascii
 import codecs
 import dataclasses
 import io
+import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, cast
+from urllib.parse import unquote_to_bytes
 
 import numpy as np
 import numpy.typing as npt
@@ -37,98 +63,51 @@ from layerleak.models import Match
 UTF16 = "[utf-16]"
 STRINGS = "[strings]"
 BASE64 = "[base64]"
+HEX = "[hex]"
+PERCENT = "[percent]"
+JSON_ESCAPE = "[json-escape]"
 
 MIN_B64 = 16  # encoded characters: 12 decoded bytes, shorter values hold no secret worth it
-MAX_B64 = 64 * 1024  # longer runs are data (images, archives), not a value
-MAX_B64_DEPTH = 2  # a base64 value inside a decoded base64 value, and no deeper
+MIN_DECODED = 12  # bytes a decoded value must have (every decoder)
+MAX_RUN = 64 * 1024  # longer runs are data (images, archives), not a value
+MAX_B64 = MAX_RUN
+MAX_DEPTH = 2  # a value inside a decoded value, and no deeper
+MAX_B64_DEPTH = MAX_DEPTH
 CONTEXT = 256  # bytes of the surrounding line kept on each side of a decoded value
 MAX_PYC = 8 * MIB  # larger "pyc" files are scanned as raw bytes
 MIN_PYC_STRING = 8
 
-# A base64 (or base64url) value of ASCII text: at least 16 characters, where each 4-character
-# group starts in A-Z or a-f (a byte below 0x80 has its top 6 bits below 32). That one property
-# turns away nearly every long identifier before Python sees it. The run must start at a
-# boundary; its end is checked in Python (RE2 has no lookahead, and consuming the next character
-# would hide a value that follows after a single separator).
-_B64_RUN = re2.compile(
-    rb"(?:^|[^A-Za-z0-9+/_-])("
-    rb"(?:[A-Za-f][A-Za-z0-9+/]{3}){4,}(?:[A-Za-f][A-Za-z0-9+/]{1,2})?={0,2}"
-    rb"|(?:[A-Za-f][A-Za-z0-9_-]{3}){4,}(?:[A-Za-f][A-Za-z0-9_-]{1,2})?={0,2}"
-    rb")"
-)
-_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
-# 1 for a byte a run is made of (its start must follow any other byte, "=" included), else 0
-_RUN_BYTES = bytes(1 if chr(c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else 0
-                   for c in range(256))
-
-
-def _without_long_runs(text: bytes) -> bytes:
-    """``text`` with every stretch of run bytes longer than ``MAX_B64`` blanked out. Such a
-    stretch holds no value :func:`_runs` keeps (a value must start at the stretch's start and be
-    at most ``MAX_B64`` long, ending where the stretch does), and RE2 matches one with its capture
-    group at a few MB/s: a 1 GB line of ``AAAA`` would take minutes (issue 14, floods)."""
-    if len(text) <= MAX_B64:
-        return text
-    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
-    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
-    long = np.flatnonzero(np.diff(bounds) - 1 > MAX_B64)
-    if not len(long):
-        return text
-    out = bytearray(text)
-    for i in long:
-        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
-        out[start:end] = bytes(end - start)
-    return bytes(out)
-
-
-def _runs(text: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(start, end, decoded) of each base64 value of text in ``text``."""
-    for m in _B64_RUN.finditer(_without_long_runs(text)):
-        start, end = m.span(1)
-        if end - start > MAX_B64 or (end < len(text) and text[end] in _B64_ALPHABET):
-            continue
-        decoded = decode_base64(m.group(1))
-        if decoded is not None:
-            yield start, end, decoded
 _PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
 
 Hit = tuple[str | None, Match]  # (marker of the decoded view or None, match)
 
 
-def scan_leaf(engine: Engine, path: str, first: bytes, rest: Reader, budget: Budget) -> Iterator[Hit]:
-    """Every match in one file's content, decoding it first when it needs decoding."""
-    head = first[:HEAD]
-    encoding = text_encoding(head)
-    if encoding is not None:
-        stream: Reader = _Transcoded(Prefixed(first, rest), encoding)
-        yield from _with_base64(engine, path, stream, budget, UTF16)
-        return
-    header = pyc_header(head)
-    if header is not None:
-        first, complete = read_up_to(first, rest, MAX_PYC)
-        if complete:
-            joined = b"\n".join(pyc_strings(first, header))
-            yield from _with_base64(engine, path, io.BytesIO(joined), budget, STRINGS)
-            return
-    if is_binary(head):
-        for m in engine.scan_stream(cast(IO[bytes], Prefixed(first, rest)), path):
-            yield None, m
-        return
-    yield from _with_base64(engine, path, Prefixed(first, rest), budget, None)
+def _printable(decoded: bytes) -> bool:
+    """At least MIN_DECODED bytes, and at most 1 in 20 of them outside printable ASCII."""
+    return len(decoded) >= MIN_DECODED and len(decoded.translate(None, _PRINTABLE)) <= len(decoded) // 20
 
 
-def _with_base64(
-    engine: Engine, path: str, stream: Reader, budget: Budget, marker: str | None
-) -> Iterator[Hit]:
-    tap = _Base64Tap(stream, engine, path, budget)
-    for m in engine.scan_stream(cast(IO[bytes], tap), path):
-        yield marker, m
-    tap.finish()
-    for inner, m in tap.found:
-        yield (f"{marker}!/{inner}" if marker else inner), m
+# --- the value decoders -----------------------------------------------------------------------
 
 
-# --- base64 -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Decoder:
+    """One encoding of values inside text.
+
+    ``pattern`` is an RE2 pattern with exactly one group, the encoded run (what comes before the
+    group is its left boundary); a run followed by a byte of ``tail`` is part of something longer
+    and skipped (RE2 has no lookahead). ``decode`` gives the decoded bytes, or None when the run
+    is not this encoding of text. A decoder with a ``gate`` is only run over a block holding it.
+    ``transparent``: the encoded form is mostly readable, so what the plain scan found on the same
+    line is not reported again."""
+
+    marker: str
+    pattern: bytes
+    decode: Callable[[bytes], bytes | None]
+    tail: frozenset[int] = frozenset()
+    gate: bytes | None = None
+    transparent: bool = False
+    min_run: int = 0  # shorter runs are not decoded
 
 
 def decode_base64(run: bytes) -> bytes | None:
@@ -145,16 +124,225 @@ def decode_base64(run: bytes) -> bytes | None:
         decoded = binascii.a2b_base64(body + b"=" * (-len(body) % 4), strict_mode=True)
     except binascii.Error:
         return None
-    if len(decoded) < MIN_B64 * 3 // 4 or len(decoded.translate(None, _PRINTABLE)) > len(decoded) // 20:
+    if len(decoded) < MIN_B64 * 3 // 4 or not _printable(decoded):
         return None
     return decoded
 
 
-class _Base64Tap:
-    """Passes a text stream through unchanged, decoding the base64 values it sees on the way.
+def decode_hex(run: bytes) -> bytes | None:
+    if len(run) % 2:
+        return None
+    decoded = binascii.unhexlify(run)
+    return decoded if _printable(decoded) else None
+
+
+def decode_percent(run: bytes) -> bytes | None:
+    decoded = unquote_to_bytes(run)
+    return decoded if decoded != run and _printable(decoded) else None
+
+
+def decode_json_string(run: bytes) -> bytes | None:
+    """The content of a JSON string literal (without its quotes), as JSON reads it."""
+    try:
+        text = json.loads(b'"' + run + b'"')
+    except ValueError:
+        return None
+    if not isinstance(text, str):
+        return None
+    decoded = text.encode("utf-8", "surrogatepass")
+    return decoded if decoded != run and _printable(decoded) else None
+
+
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
+# 1 for a byte a base64 or hex run is made of (its start must follow any other byte), else 0
+_RUN_BYTES = bytes(
+    1 if chr(c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else 0 for c in range(256)
+)
+
+
+def _without_long_runs(text: bytes) -> bytes:
+    """``text`` with every stretch of run bytes longer than ``MAX_RUN`` blanked out, for the
+    ungated pass (base64, hex): such a stretch holds no value it keeps (a value starts after a
+    byte outside the stretch and is at most ``MAX_RUN`` long), and RE2 matches one with its
+    capture groups at a few MB/s, so a 1 GB line of ``AAAA`` took minutes (issue 14, floods)."""
+    if len(text) <= MAX_RUN:
+        return text
+    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
+    long = np.flatnonzero(np.diff(bounds) - 1 > MAX_RUN)
+    if not len(long):
+        return text
+    out = bytearray(text)
+    for i in long:
+        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
+        out[start:end] = bytes(end - start)
+    return bytes(out)
+_ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+DECODERS: tuple[Decoder, ...] = (
+    # A base64 (or base64url) value of ASCII text: at least 16 characters, where each 4-character
+    # group starts in A-Z or a-f (a byte below 0x80 has its top 6 bits below 32). That one
+    # property turns away nearly every long identifier before Python sees it.
+    Decoder(
+        BASE64,
+        rb"(?:^|[^A-Za-z0-9+/_-])("
+        rb"(?:[A-Za-f][A-Za-z0-9+/]{3}){4,}(?:[A-Za-f][A-Za-z0-9+/]{1,2})?={0,2}"
+        rb"|(?:[A-Za-f][A-Za-z0-9_-]{3}){4,}(?:[A-Za-f][A-Za-z0-9_-]{1,2})?={0,2}"
+        rb")",
+        decode_base64,
+        tail=_B64_ALPHABET,
+    ),
+    # Hex of text: every byte pair is printable ASCII (2x-7x) or a tab, newline or CR. A SHA
+    # digest fails within a few pairs.
+    Decoder(
+        HEX,
+        rb"(?:^|[^A-Za-z0-9+/_-])((?:[2-7][0-9A-Fa-f]|0[9AaDd]){12,})",
+        decode_hex,
+        tail=_ALNUM,
+    ),
+    Decoder(
+        PERCENT,
+        rb"(?:^|[\s\"'<>`(])([^\s\"'<>`%()]*(?:%[0-9A-Fa-f]{2}[^\s\"'<>`%()]*){2,})",
+        decode_percent,
+        gate=b"%",
+        transparent=True,
+    ),
+    Decoder(
+        JSON_ESCAPE,
+        rb'"((?:[^"\\\r\n]|\\[^\r\n])*\\(?:u[0-9A-Fa-f]{4}|[nrt/])[A-Za-z0-9](?:[^"\\\r\n]|\\[^\r\n])*)"',
+        decode_json_string,
+        gate=b"\\",
+        transparent=True,
+        min_run=16,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One RE2 pass over a text: the decoders it serves, in group order, and its gate."""
+
+    regex: object
+    decoders: tuple[Decoder, ...]
+    gate: bytes | None
+
+
+def _passes(decoders: Sequence[Decoder]) -> tuple[_Pass, ...]:
+    """The ungated decoders joined into one alternation (one pass), each gated one on its own."""
+    free = tuple(d for d in decoders if d.gate is None)
+    out = []
+    if free:
+        joined = b"|".join(b"(?:" + d.pattern + b")" for d in free)
+        out.append(_Pass(re2.compile(joined), free, None))
+    out.extend(_Pass(re2.compile(d.pattern), (d,), d.gate) for d in decoders if d.gate is not None)
+    return tuple(out)
+
+
+_PASSES = _passes(DECODERS)
+
+Run = tuple[int, int, bytes, Decoder]  # (start, end, decoded, decoder)
+
+
+def _runs(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
+    """(start, end, decoded, decoder) of each encoded value of text in ``text``, by start."""
+    found: list[Run] = []
+    for one in passes:
+        if one.gate is not None and text.find(one.gate) < 0:
+            continue
+        view = _without_long_runs(text) if one.gate is None else text
+        for m in one.regex.finditer(view):  # type: ignore[attr-defined]
+            group = m.lastindex
+            decoder = one.decoders[group - 1]
+            start, end = m.span(group)
+            if not decoder.min_run <= end - start <= MAX_RUN:
+                continue
+            if end < len(text) and text[end] in decoder.tail:
+                continue
+            decoded = decoder.decode(m.group(group))
+            if decoded is not None:
+                found.append((start, end, decoded, decoder))
+    if len(passes) > 1:
+        found.sort(key=lambda r: r[0])
+    return iter(found)
+
+
+# --- the whole-file views ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A file as a view reads it: the stream, its marker, and whether values are decoded in it."""
+
+    stream: Reader
+    marker: str | None
+    values: bool = True
+
+
+View = Callable[[bytes, bytes, Reader], "Opened | None"]  # (head, first, rest) -> view or None
+
+
+def _utf16_view(head: bytes, first: bytes, rest: Reader) -> Opened | None:
+    encoding = text_encoding(head)
+    if encoding is None:
+        return None
+    return Opened(_Transcoded(Prefixed(first, rest), encoding), UTF16)
+
+
+def _pyc_view(head: bytes, first: bytes, rest: Reader) -> Opened | None:
+    header = pyc_header(head)
+    if header is None:
+        return None
+    data, complete = read_up_to(first, rest, MAX_PYC)
+    if not complete:
+        return Opened(Prefixed(data, rest), None, values=False)  # too large: raw bytes
+    return Opened(io.BytesIO(b"\n".join(pyc_strings(data, header))), STRINGS)
+
+
+def _binary_view(head: bytes, first: bytes, rest: Reader) -> Opened | None:
+    return Opened(Prefixed(first, rest), None, values=False) if is_binary(head) else None
+
+
+def _text_view(head: bytes, first: bytes, rest: Reader) -> Opened | None:
+    return Opened(Prefixed(first, rest), None)
+
+
+VIEWS: tuple[View, ...] = (_utf16_view, _pyc_view, _binary_view, _text_view)
+
+
+def scan_leaf(engine: Engine, path: str, first: bytes, rest: Reader, budget: Budget) -> Iterator[Hit]:
+    """Every match in one file's content, read through the first view that applies to it."""
+    head = first[:HEAD]
+    opened = next(o for view in VIEWS if (o := view(head, first, rest)) is not None)
+    if not opened.values:
+        for m in engine.scan_stream(cast(IO[bytes], opened.stream), path):
+            yield opened.marker, m
+        return
+    yield from _with_values(engine, path, opened.stream, budget, opened.marker)
+
+
+def _with_values(
+    engine: Engine, path: str, stream: Reader, budget: Budget, marker: str | None
+) -> Iterator[Hit]:
+    tap = _ValueTap(stream, engine, path, budget)
+    plain: set[tuple[str, int]] = set()
+    for m in engine.scan_stream(cast(IO[bytes], tap), path):
+        plain.add((m.rule_id, m.line))
+        yield marker, m
+    tap.finish()
+    for inner, m, transparent in tap.found:
+        if transparent and (m.rule_id, m.line) in plain:
+            continue  # the plain scan read this one already
+        yield (f"{marker}!/{inner}" if marker else inner), m
+
+
+# --- decoding values in a stream --------------------------------------------------------------
+
+
+class _ValueTap:
+    """Passes a text stream through unchanged, decoding the encoded values it sees on the way.
 
     Whole lines are examined (a partial last line is held until its end arrives, up to
-    ``MAX_B64``), so a value split between two reads is still decoded.
+    ``MAX_RUN``), so a value split between two reads is still decoded.
     """
 
     def __init__(self, inner: Reader, engine: Engine, path: str, budget: Budget) -> None:
@@ -164,8 +352,9 @@ class _Base64Tap:
         self.budget = budget
         self.carry = b""
         self.line = 1  # line number of carry[0]
-        self.found: list[Hit] = []
+        self.found: list[tuple[str | None, Match, bool]] = []  # (marker, match, found by a transparent one)
         self.done = False
+        self.kinds: set[str] = set()
 
     def read(self, n: int = -1, /) -> bytes:
         data = self.inner.read(n)
@@ -182,7 +371,7 @@ class _Base64Tap:
         buf = self.carry + data if self.carry else data
         if data:
             cut = buf.rfind(b"\n") + 1
-            if cut == 0 and len(buf) <= MAX_B64:
+            if cut == 0 and len(buf) <= MAX_RUN:
                 self.carry = buf
                 return
             block, self.carry = (buf[:cut], buf[cut:]) if cut else (buf, b"")
@@ -193,24 +382,26 @@ class _Base64Tap:
 
     def _block(self, block: bytes) -> None:
         line, pos = self.line, 0
-        for start, end, decoded in _runs(block):
+        for start, end, decoded, decoder in _runs(block):
             line += block.count(b"\n", pos, start)
             pos = start
-            if not self._spend():
+            if not self._spend(decoder):
                 return
             lo = max(block.rfind(b"\n", 0, start) + 1, start - CONTEXT)
             hi = block.find(b"\n", end)
             hi = min(len(block) if hi < 0 else hi, end + CONTEXT)
             for inner, hit in decoded_matches(
-                self.engine, self.path, block[lo:start], decoded, block[end:hi], 1, self._spend
+                self.engine, self.path, block[lo:start], decoded, block[end:hi], 1, self._spend, decoder
             ):
-                self.found.append((inner, _at_line(hit, line)))
+                self.found.append((inner, _at_line(hit, line), decoder.transparent))
 
-    def _spend(self) -> bool:
+    def _spend(self, decoder: Decoder) -> bool:
         budget = self.budget
         budget.decoded += 1
+        self.kinds.add(decoder.marker)
         if budget.decoded > budget.limits.max_decoded:
-            budget.note(f"more than {budget.limits.max_decoded} base64 values; the rest were not decoded")
+            noun = "base64" if self.kinds == {BASE64} else "encoded"
+            budget.note(f"more than {budget.limits.max_decoded} {noun} values; the rest were not decoded")
             self.done = True
             return False
         return True
@@ -223,27 +414,29 @@ def decoded_matches(
     decoded: bytes,
     after: bytes,
     depth: int,
-    spend: Callable[[], bool],
+    spend: Callable[[Decoder], bool],
+    decoder: Decoder = DECODERS[0],
 ) -> Iterator[Hit]:
     """Matches in ``decoded`` read in its line (``before`` + decoded + ``after``), then in the
-    base64 values inside it. Matches wholly in the context were found in the line itself."""
+    encoded values inside it. Matches wholly in the context were found in the line itself."""
     text = before + decoded + after
     lo, hi = len(before), len(before) + len(decoded)
     for m in engine.scan(text, path):
         if lo <= m.offset < hi:
-            yield BASE64, m
-    if depth >= MAX_B64_DEPTH:
+            yield decoder.marker, m
+    if depth >= MAX_DEPTH:
         return
-    for start, end, inner in _runs(decoded):
-        if not spend():
+    for start, end, inner, inner_decoder in _runs(decoded):
+        if not spend(inner_decoder):
             return
         line_lo = max(decoded.rfind(b"\n", 0, start) + 1, start - CONTEXT)
         line_hi = decoded.find(b"\n", end)
         line_hi = min(len(decoded) if line_hi < 0 else line_hi, end + CONTEXT)
         for marker, m in decoded_matches(
-            engine, path, decoded[line_lo:start], inner, decoded[end:line_hi], depth + 1, spend
+            engine, path, decoded[line_lo:start], inner, decoded[end:line_hi], depth + 1, spend,
+            inner_decoder,
         ):
-            yield f"{BASE64}!/{marker}", m
+            yield f"{decoder.marker}!/{marker}", m
 
 
 def _at_line(m: Match, line: int) -> Match:

@@ -44,6 +44,20 @@ DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
+class GitLimits:
+    """Bounds on reading git repositories found in a layer (entries/gitrepo.py)."""
+
+    spool_bytes: int = 1024 * MIB  # object files of one layer copied to a temporary dir (disk)
+    max_repos: int = 32  # repositories read per layer
+    max_objects: int = 500_000  # objects looked at per repository
+    max_blob: int = 64 * MIB  # a larger blob is not inflated (its size is read from its header)
+    max_chain: int = 64  # delta chain followed to learn an object's type and size
+
+
+DEFAULT_GIT_LIMITS = GitLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class LayerLimits:
     max_header_bytes: int = 1 * MIB  # one PAX extended header (x or g) record block
     max_name_bytes: int = 64 * 1024  # one GNU long name or long link (L, K) record

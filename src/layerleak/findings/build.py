@@ -13,7 +13,7 @@ import dataclasses
 
 from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
-from layerleak.entries.config import config_texts
+from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
 from layerleak.findings.redact import scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
@@ -22,14 +22,16 @@ from layerleak.layers.walk import LayerScan
 from layerleak.models import (
     Confidence,
     Finding,
+    GitOrigin,
     ImageResult,
     LayerSummary,
     Location,
+    Related,
     ScanIssue,
     SourceKind,
     Status,
 )
-from layerleak.sources.interface import ImageDesc, LayerRef
+from layerleak.sources.interface import ImageDesc, ImageText, LayerRef
 from layerleak.store.sealed import AnyMatch, fingerprint_of, plaintexts, redacted_of, secret_of
 
 
@@ -73,10 +75,13 @@ def assemble(
         stack.append(scan)
 
     raw: list[tuple[AnyMatch, Location]] = []
+    key_ids: dict[int, str] = {}  # position in raw -> a private key's SPKI fingerprint
     for layer, scan in zip(image.layers, stack, strict=True):
         if scan is None:
             continue
         for hit in scan.hits:
+            if hit.key_id is not None:
+                key_ids[len(raw)] = hit.key_id
             status, removed = file_status(hit.path, layer.index, stack)
             raw.append(
                 (
@@ -91,10 +96,12 @@ def assemble(
                         line=hit.match.line,
                         status=status,
                         removed_in_layer=removed,
+                        git=GitOrigin(*hit.git) if hit.git else None,
                     ),
                 )
             )
-    for item in config_texts(image.config):
+    texts: list[ConfigText | ImageText] = [*config_texts(image.config), *image.texts]  # + annotations ...
+    for item in texts:
         for config_match in engine.scan(item.text.encode("utf-8", "surrogateescape")):
             raw.append(
                 (
@@ -117,8 +124,9 @@ def assemble(
         for layer, scan in zip(image.layers, stack, strict=True)
         if scan is not None
     )
+    public = related_places(image, stack, set(key_ids.values()))
     findings = []
-    for match, loc in raw:
+    for n, (match, loc) in enumerate(raw):
         rule = engine.rule(match.rule_id)
         if not show_secrets:
             loc = _scrubbed(loc, scrubbed)
@@ -136,6 +144,8 @@ def assemble(
                 redacted=redacted_of(match),
                 secret=secret_of(match) if show_secrets else None,
                 reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
+                related=public.get(key_ids[n], ()) if n in key_ids else (),
+                validity=match.validity,
             )
         )
     findings = dedup(findings)
@@ -164,6 +174,22 @@ def assemble(
         errors=tuple(issues),
         findings=tuple(findings),
     )
+
+
+def related_places(
+    image: ImageDesc, stack: list[LayerScan | None], wanted: set[str]
+) -> dict[str, tuple[Related, ...]]:
+    """SPKI fingerprint -> the certificates and public keys in this image's layers that carry it,
+    for the private keys found (``wanted``)."""
+    out: dict[str, list[Related]] = {}
+    if not wanted:
+        return {}
+    for layer, scan in zip(image.layers, stack, strict=True):
+        keys = scan.public_keys if scan is not None else {}
+        for fp in wanted & set(keys):
+            for path, kind, detail in keys[fp]:
+                out.setdefault(fp, []).append(Related(kind, fp, layer.index, path, detail))
+    return {fp: tuple(dict.fromkeys(places)) for fp, places in out.items()}
 
 
 def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
@@ -205,7 +231,13 @@ def _scrubbed(loc: Location, scrubbed: _Scrubber) -> Location:
     return dataclasses.replace(loc, created_by=scrubbed(loc.created_by))
 
 
-_SOURCE_ORDER = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}
+_SOURCE_ORDER = {
+    SourceKind.LAYER: 0,
+    SourceKind.CONFIG: 1,
+    SourceKind.HISTORY: 2,
+    SourceKind.ANNOTATION: 3,
+    SourceKind.ATTESTATION: 4,
+}
 _STATUS_ORDER = {Status.PRESENT: 0, Status.DELETED: 1, Status.OVERWRITTEN: 2, None: 3}
 
 

@@ -20,7 +20,7 @@ import zstandard
 from isal import igzip_lib
 
 from layerleak.detect.engine import FILE_HEAD, Engine
-from layerleak.entries import provenance
+from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
 from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
 from layerleak.layers import targuard
@@ -41,6 +41,8 @@ class FileHit:
     path: str
     match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
     inner_path: str | None = None
+    git: tuple[str | None, str | None, str, bool, bool] | None = None  # gitrepo.GitHit.origin
+    key_id: str | None = None  # a private key's public-key (SPKI) fingerprint: entries/pubkeys.py
 
 
 @dataclass(slots=True)
@@ -61,6 +63,9 @@ class LayerScan:
     # (path -> {"algo:hex"}), and the digests of its files that have matches.
     packages: dict[str, set[str]] = field(default_factory=dict)
     digests: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Correlation (entries/pubkeys.py): SPKI fingerprint -> [(path, kind, detail)] of the
+    # certificates and public keys in this layer.
+    public_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     # sha256 of the whole uncompressed stream (checked against the config's diff_id) and of the
     # blob as stored (checked against the manifest's digest); None when not read whole.
     diff_id: str | None = None
@@ -180,10 +185,25 @@ def _walk(
     limits: LayerLimits = DEFAULT_LAYER_LIMITS,
 ) -> None:
     tar = targuard.open_stream(stream, limits)
-    for member in targuard.members(tar, limits):
-        if stop is not None and member.offset >= stop:
-            break
-        _visit(tar, member, result, engine)
+    repos = gitrepo.Collector()  # git object databases, read at the end of the layer
+    try:
+        for member in targuard.members(tar, limits):
+            if stop is not None and member.offset >= stop:
+                break
+            _visit(tar, member, result, engine, repos)
+    finally:
+        if repos.repos:
+            _add_git(repos, result, engine)
+
+
+def _add_git(repos: gitrepo.Collector, result: LayerScan, engine: Engine) -> None:
+    current = ((h.path, h.match.rule_id, h.match.secret) for h in result.hits if isinstance(h.match, Match))
+    for hit in repos.finish(engine, current):
+        key_id = pubkeys.private_key_id(hit.match.secret)
+        result.hits.append(
+            FileHit(path=hit.path, match=hit.match, inner_path=hit.inner_path, git=hit.origin, key_id=key_id)
+        )
+    result.notes.extend(repos.notes)
 
 
 def merge(key: str, parts: list[LayerScan], size: int, diff_id: str | None = None) -> LayerScan:
@@ -202,6 +222,8 @@ def merge(key: str, parts: list[LayerScan], size: int, diff_id: str | None = Non
         for path, digests in part.packages.items():
             result.packages.setdefault(path, set()).update(digests)
         result.digests.update(part.digests)
+        for fp, places in part.public_keys.items():
+            result.public_keys.setdefault(fp, []).extend(places)
     return result
 
 
@@ -222,7 +244,9 @@ def _describe(exc: BaseException, at: int) -> str:
     return f"layer is corrupt after {at} uncompressed bytes: {text}"
 
 
-def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine) -> None:
+def _visit(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine, repos: gitrepo.Collector
+) -> None:
     path = normalize(member.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
@@ -235,11 +259,16 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
     # Hardlinks and symlinks point at content scanned elsewhere: never scan it twice.
     if not member.isreg() or member.size == 0:
         return
-    f: IO[bytes] | targuard.SparseData | None = tar.extractfile(member)
+    f: IO[bytes] | targuard.SparseData | provenance.Hashing | None = tar.extractfile(member)
     if f is None:
         return
     if member.issparse():
         f = targuard.SparseData(f, member)
+    if repos.take(path, f):  # a git object file: read with its repository
+        return
+    hashing = None
+    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
+        f = hashing = provenance.Hashing(f, path)
     first = f.read(FILE_HEAD)
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
@@ -254,10 +283,13 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
             notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
                          "was not scanned")
             break
-        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
+        key_id = pubkeys.private_key_id(match.secret)
+        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
+    for fp, kind, detail in pubkeys.public_keys(path, first):
+        result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
-    if whole and len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first)
+    if len(result.hits) > hits_before:
+        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)

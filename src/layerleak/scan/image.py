@@ -8,17 +8,16 @@ history, and returns :class:`ImageResult` values holding redacted findings.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layerleak.detect.engine import Engine
-from layerleak.errors import ImageFormatError, LayerleakError
+from layerleak.errors import ImageFormatError
 from layerleak.findings.build import assemble
 from layerleak.layers.walk import LayerScan, scan_layer
 from layerleak.models import ImageResult, ScanIssue
 from layerleak.scan.layers import LayerPlan, ProgressHook, scan_layers
 from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
-from layerleak.sources.layout import platform_matches
+from layerleak.sources.platforms import select
 from layerleak.store.cache import LayerCache
 
 
@@ -26,10 +25,6 @@ from layerleak.store.cache import LayerCache
 class ScanOptions:
     show_secrets: bool = False
     platform: str | None = None
-
-
-def select_images(images: Sequence[ImageDesc], platform: str | None) -> list[ImageDesc]:
-    return [i for i in images if platform_matches(i.platform, platform)]
 
 
 def scan_source(
@@ -55,7 +50,7 @@ def scan_source(
         for key, stream in source.blobs(None):
             scans[key] = scan_layer(key, stream, engine, progress(key, None) if progress else None)
     try:
-        images = select_images(source.images(), options.platform)
+        images = select(source.images(), options.platform, source.target)
     except ImageFormatError as exc:
         orphans = source.unattributed()
         if not orphans:
@@ -68,8 +63,6 @@ def scan_source(
     if not source.streaming:
         refs = {layer.key: layer for image in images for layer in image.layers}
         scans = scan_layers(source, refs, engine, plan, progress)
-    if options.platform and not images:
-        raise LayerleakError(f"{source.target}: no image for platform {options.platform}")
     results = [assemble(source.target, image, scans, engine, options.show_secrets) for image in images]
     if source.damage:
         damage = ScanIssue(message=source.damage)

@@ -7,6 +7,7 @@ legacy (``<id>/layer.tar``) and Docker >= 25 (OCI layout plus ``manifest.json``)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 from layerleak.entries.limits import DEFAULT_IMAGE_LIMITS, limit_text
 from layerleak.errors import ImageFormatError
+from layerleak.sources.annotations import descriptor_texts, finish_index, manifest_texts, with_texts
 from layerleak.sources.interface import ImageDesc, LayerRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -25,6 +27,7 @@ INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
 MAX_DEPTH = DEFAULT_IMAGE_LIMITS.max_index_depth
+MAX_NAMES_SHOWN = 20  # an unknown REF's error lists at most this many of the image's names
 _HEX = re.compile(r"[0-9a-f]{32,128}")
 _ALGO = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 # What nests, outside strings: the brackets a JSON parser recurses into.
@@ -103,14 +106,12 @@ def platform_of(obj: dict[str, Any] | None) -> str | None:
     return f"{os_}/{arch}/{variant}" if variant else f"{os_}/{arch}"
 
 
-def platform_matches(actual: str | None, wanted: str | None) -> bool:
-    """``linux/arm64`` matches ``linux/arm64/v8``; ``linux/arm`` matches any arm variant."""
-    if wanted is None:
-        return True
-    if actual is None:
-        return False
-    a, w = actual.split("/"), wanted.split("/")
-    return a[: len(w)] == w
+def names_listing(names: list[str], limit: int = MAX_NAMES_SHOWN) -> str:
+    """Names read from an image, for an error line: printable, each at most 128 long, at most
+    ``limit`` of them (``none`` when empty)."""
+    shown = ["".join(c if c.isprintable() else "?" for c in n[:128]) for n in names[:limit]]
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return (", ".join(shown) + more) if shown else "none"
 
 
 def _diff_ids(config: dict[str, Any]) -> list[str]:
@@ -155,10 +156,12 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
     if not isinstance(manifest, list):
         raise ImageFormatError("manifest.json is not a list of images")
     images: list[ImageDesc] = []
+    names: list[str] = []  # what a REF may name, for the error when it names nothing
     for pos, entry in enumerate(manifest):
         if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
             raise ImageFormatError(f"manifest.json entry {pos} has no Config")
         tags = [t for t in as_list(entry.get("RepoTags")) if isinstance(t, str)]
+        names += tags or [f"@{pos}"]
         if ref is not None and not _docker_ref_matches(ref, pos, tags):
             continue
         config_path: str = entry["Config"]
@@ -219,7 +222,12 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
             )
         )
     if ref is not None and not images:
-        raise ImageFormatError(f"no image named {ref!r} in the archive")
+        if ref.startswith("@"):
+            raise ImageFormatError(f"no image {ref} in the archive: it holds {_positions(len(manifest))}")
+        raise ImageFormatError(
+            f"no image named {ref!r} in the archive (it holds {_positions(len(manifest))}: "
+            f"{names_listing(names)})"
+        )
     return images
 
 
@@ -254,9 +262,7 @@ def oci_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         raise ImageFormatError("index.json has no manifests")
     top = index["manifests"]
     if ref is not None:
-        top = [d for d in top if as_dict(as_dict(d).get("annotations")).get(REF_ANNOTATION) == ref]
-        if not top:
-            raise ImageFormatError(f"no image with ref name {ref!r} in index.json")
+        top = _oci_ref(top, ref)
     walk = _IndexWalk(read)
     for desc in top:
         name = _str(as_dict(as_dict(desc).get("annotations")).get(REF_ANNOTATION))
@@ -265,17 +271,35 @@ def oci_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         if walk.errors:
             raise ImageFormatError("; ".join(walk.errors[:3]))
         return []
+    walk.images = finish_index(walk.images, index, walk.fetch, walk.fetch)
     first = walk.images[0]
-    walk.images[0] = ImageDesc(
-        name=first.name,
-        image_id=first.image_id,
-        platform=first.platform,
-        config=first.config,
-        layers=first.layers,
-        problems=first.problems,
-        errors=(*walk.errors, *first.errors),
-    )
+    walk.images[0] = dataclasses.replace(first, errors=(*walk.errors, *first.errors))
     return walk.images
+
+
+def _oci_ref(top: list[Any], ref: str) -> list[Any]:
+    """The index.json entries a REF names: a ref name annotation, or ``@N`` (as skopeo reads it)."""
+    if ref.startswith("@") and ref[1:].isdigit():
+        pos = int(ref[1:])
+        if pos >= len(top):
+            raise ImageFormatError(f"no image {ref} in index.json: it lists {_positions(len(top))}")
+        return [top[pos]]
+    refs = [as_dict(as_dict(d).get("annotations")).get(REF_ANNOTATION) for d in top]
+    chosen = [d for d, name in zip(top, refs, strict=True) if name == ref]
+    if not chosen:
+        named = [str(n) for n in refs if n is not None]
+        raise ImageFormatError(
+            f"no image with ref name {ref!r} in index.json (ref names: {names_listing(named)}; "
+            f"it lists {_positions(len(top))})"
+        )
+    return chosen
+
+
+def _positions(count: int) -> str:
+    """``3 images, @0 to @2``: how many there are and how ``@N`` names them."""
+    if count == 0:
+        return "no images"
+    return "1 image, @0" if count == 1 else f"{count} images, @0 to @{count - 1}"
 
 
 class _IndexWalk:
@@ -288,7 +312,20 @@ class _IndexWalk:
         if message not in self.errors:
             self.errors.append(message)
 
+    def fetch(self, digest: str) -> bytes:
+        """A manifest or blob by digest (annotations.finish_index: both are blobs here)."""
+        return _need(self.read, blob_path(digest), f"blob {digest}")
+
     def descriptor(
+        self, desc: Any, name: str | None, platform: str | None, depth: int, path: tuple[str, ...]
+    ) -> None:
+        """The images under ``desc``, with its annotations (sources/annotations.py)."""
+        start = len(self.images)
+        self._descriptor(desc, name, platform, depth, path)
+        if len(self.images) > start:
+            self.images[start:] = with_texts(self.images[start:], descriptor_texts(desc))
+
+    def _descriptor(
         self, desc: Any, name: str | None, platform: str | None, depth: int, path: tuple[str, ...]
     ) -> None:
         limits = DEFAULT_IMAGE_LIMITS
@@ -328,8 +365,10 @@ class _IndexWalk:
         if media in INDEX_TYPES or (media is None and "manifests" in doc):
             if mismatch:
                 self.error(mismatch)
+            start = len(self.images)
             for child in as_list(doc.get("manifests")):
                 self.descriptor(child, name, None, depth + 1, (*path, digest))
+            self.images[start:] = finish_index(self.images[start:], doc, self.fetch, self.fetch)
             return
         if media not in MANIFEST_TYPES and "layers" not in doc:
             return  # an artifact we do not scan (signature, SBOM, ...)
@@ -339,10 +378,7 @@ class _IndexWalk:
             self.error(exc.message)
             return
         if mismatch:
-            image = ImageDesc(
-                name=image.name, image_id=image.image_id, platform=image.platform, config=image.config,
-                layers=image.layers, problems=image.problems, errors=(mismatch, *image.errors),
-            )
+            image = dataclasses.replace(image, errors=(mismatch, *image.errors))
         self.images.append(image)
 
 
@@ -395,6 +431,8 @@ def image_from_manifest(
         layers=tuple(layers),
         problems=tuple(problems),
         errors=tuple(errors),
+        manifest_digest=digest,
+        texts=manifest_texts(manifest),
     )
 
 

@@ -4,16 +4,20 @@ A thin client on ``requests``: manifests (Docker v2 and OCI, manifest lists and 
 every platform unless one is asked for), configs, and layer blobs streamed into the layer walk
 through a :class:`~layerleak.sources.stream.VerifyingReader`, so a blob that is not what its
 digest says becomes that layer's error. Redirects to blob storage are followed (``requests``
-drops the Authorization header when the host changes). TLS is verified; plain HTTP is used only
-for a loopback registry or with ``--insecure``. 429 and 5xx answers are retried with backoff.
+drops the Authorization header when the host changes). TLS is verified against what
+registry_tls.py decides, passed as ``verify=`` on every request so the environment cannot
+override it; plain HTTP is used only for a loopback registry or with ``--insecure``. 429 and 5xx
+answers and dropped connections are retried with backoff; TLS failures are not (they do not heal).
+The first request is a probe of ``/v2/`` that is never retried, so a registry that speaks plain
+HTTP, or does not listen on HTTPS, is known at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +29,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from layerleak import __version__
-from layerleak.errors import ImageFormatError, RegistryError, UsageError
+from layerleak.errors import ImageFormatError, LayerleakError, RegistryError, TargetError, UsageError
+from layerleak.sources import platforms
+from layerleak.sources.annotations import descriptor_texts, finish_index, with_texts
+from layerleak.sources.attestations import is_attestation
 from layerleak.sources.interface import ImageDesc, ImageSource, SourceOptions
 from layerleak.sources.layout import (
     DOCKER_LIST,
@@ -36,17 +43,19 @@ from layerleak.sources.layout import (
     OCI_INDEX,
     OCI_MANIFEST,
     image_from_manifest,
-    platform_matches,
+    names_listing,
     platform_of,
 )
 from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_tls import Trust, TrustStore
 from layerleak.sources.stream import MAX_METADATA, BlobError, FailingReader, VerifyingReader
 
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 MAX_MANIFEST = 4 * 1024 * 1024  # distribution refuses larger manifests too
 TIMEOUT = (15.0, 120.0)  # connect, and between two reads of a response
 RETRIES = 4
-CERT_DIRS = ("/etc/docker/certs.d", "/etc/containers/certs.d", "~/.config/containers/certs.d")
+MAX_DISCARD = 64 * 1024  # an unused answer's body up to this size is read, to keep the connection
+MAX_TAGS_SHOWN = 20  # an unknown tag's error lists at most this many of the repository's tags
 
 # github.com/distribution/reference, simplified: lower-case path components, tag, digest.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -106,17 +115,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _cert_file(host: str) -> str | None:
-    """A CA for this registry in the docker / containers ``certs.d`` convention, if any."""
-    for base in CERT_DIRS:
-        folder = os.path.join(os.path.expanduser(base), host)
-        if os.path.isdir(folder):
-            for name in sorted(os.listdir(folder)):
-                if name.endswith(".crt"):
-                    return os.path.join(folder, name)
-    return None
-
-
 def _registry_error(resp: requests.Response) -> str:
     """The registry's own words (distribution error codes), else the HTTP status."""
     try:
@@ -132,12 +130,15 @@ def _registry_error(resp: requests.Response) -> str:
 class RegistryClient:
     """GETs from one repository of one registry, answering auth challenges as they come."""
 
-    def __init__(self, ref: Reference, creds: Credentials | None, insecure: bool, label: str) -> None:
+    def __init__(
+        self, ref: Reference, creds: Credentials | None, trust: TrustStore, label: str
+    ) -> None:
         self.ref = ref
         self.creds = creds
-        self.insecure = insecure
+        self.trust = trust
+        self.insecure = trust.insecure
         self.label = label
-        self.plain_allowed = insecure or is_loopback(ref.host)
+        self.plain_allowed = self.insecure or is_loopback(ref.host)
         self.session = requests.Session()
         self.session.headers["User-Agent"] = f"layerleak/{__version__}"
         retry = Retry(
@@ -150,25 +151,42 @@ class RegistryClient:
             allowed_methods=frozenset({"GET", "HEAD", "POST"}),
             respect_retry_after_header=True,
             raise_on_status=False,
+            other=0,  # TLS failures and the like: retrying cannot help, and each retry backs off
         )
         adapter = HTTPAdapter(max_retries=retry)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        if insecure:
-            self.session.verify = False
+        # The probe: one attempt says which scheme is spoken. It shares the connection pool, so
+        # the connection it opens is the one the manifests and blobs then travel on (keep-alive).
+        self._probe_adapter = HTTPAdapter(max_retries=0)
+        self._probe_adapter.poolmanager = adapter.poolmanager
+        if self.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        elif (ca := _cert_file(ref.host)) is not None:
-            self.session.verify = ca
         self._base: str | None = None
         self._authorization: str | None = None
 
     # --- transport ---------------------------------------------------------------------------
 
+    def _tls(self, url: str) -> dict[str, Any]:
+        """``verify=`` (explicit, so REQUESTS_CA_BUNDLE cannot replace it) and ``cert=`` for ``url``."""
+        trust = self._trust(url)
+        return {"verify": trust.verify, "cert": trust.cert}
+
+    def _trust(self, url: str) -> Trust:
+        host = url.split("/", 3)[2] if "://" in url else self.ref.host
+        return self.trust.for_host(host)
+
+    def _tls_failed(self, url: str, exc: BaseException) -> RegistryError:
+        host, reason = url.split("/", 3)[2], _short(exc)
+        return RegistryError(
+            f"{self.label}: TLS failed with {host}: {reason} ({self._trust(url).advice(host, reason)})"
+        )
+
     def _send(self, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
         try:
-            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT)
+            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT, **self._tls(url))
         except requests.exceptions.SSLError as exc:
-            raise RegistryError(f"{self.label}: TLS failed with {self.ref.host}: {_short(exc)}") from None
+            raise self._tls_failed(url, exc) from None
         except requests.exceptions.RetryError:
             raise RegistryError(
                 f"{self.label}: {self.ref.host} kept failing after {RETRIES} retries"
@@ -182,24 +200,34 @@ class RegistryClient:
         """``https://host`` or, where allowed and HTTPS is not spoken there, ``http://host``."""
         if self._base is not None:
             return self._base
-        https = f"https://{self.ref.host}"
+        https, http = f"https://{self.ref.host}", f"http://{self.ref.host}"
         try:
-            self.session.get(f"{https}/v2/", timeout=TIMEOUT).close()
+            self._probe(f"{https}/v2/")
             self._base = https
         except requests.exceptions.SSLError as exc:
             if not self.plain_allowed or not _speaks_plain_http(exc):
-                raise RegistryError(
-                    f"{self.label}: TLS failed with {self.ref.host}: {_short(exc)} "
-                    "(trust its CA, or --insecure)"
-                ) from None
-            self._base = f"http://{self.ref.host}"
+                raise self._tls_failed(https, exc) from None
+            self._base = http
         except requests.RequestException as exc:
             if not self.plain_allowed:
                 raise RegistryError(
                     f"{self.label}: cannot reach registry {self.ref.host} ({_short(exc)})"
                 ) from None
-            self._base = f"http://{self.ref.host}"
+            try:  # nothing on HTTPS: is anything listening on plain HTTP?
+                self._probe(f"{http}/v2/")
+            except requests.RequestException:
+                raise RegistryError(
+                    f"{self.label}: cannot reach registry {self.ref.host} ({_short(exc)})"
+                ) from None
+            self._base = http
         return self._base
+
+    def _probe(self, url: str) -> None:
+        """One GET of ``url`` through the adapter that never retries (any answer will do)."""
+        request = self.session.prepare_request(requests.Request("GET", url))
+        tls = self._tls(url)
+        settings = self.session.merge_environment_settings(url, {}, False, tls["verify"], tls["cert"])
+        self._probe_adapter.send(request, timeout=TIMEOUT, **settings).close()
 
     def get(self, path: str, accept: str | None = None, stream: bool = False) -> requests.Response:
         """GET ``/v2/<repo>/<path>``; a 200 answer or a RegistryError."""
@@ -208,11 +236,11 @@ class RegistryClient:
         resp = self._send(url, self._with_auth(headers), stream)
         if resp.status_code == 401:
             challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-            resp.close()
+            _discard(resp)
             self._authenticate(challenge)
             resp = self._send(url, self._with_auth(headers), stream)
             if resp.status_code == 401:
-                resp.close()
+                _discard(resp)
                 raise RegistryError(f"{self.label}: {self._denied()}")
         if resp.status_code != 200:
             words = self._status_words(resp, path)
@@ -228,7 +256,8 @@ class RegistryClient:
         if resp.status_code == 404 and what == "manifest":
             wanted = path.split("/", 1)[1]
             sep = "@" if wanted.startswith("sha") else ":"
-            return f"no image {self.ref.repo}{sep}{wanted} in {self.ref.host} ({_registry_error(resp)})"
+            words = f"no image {self.ref.repo}{sep}{wanted} in {self.ref.host} ({_registry_error(resp)})"
+            return words + ("" if sep == "@" else self._tags_words())
         if resp.status_code == 404:
             return f"blob {path.split('/', 1)[1]} not found ({_registry_error(resp)})"
         if resp.status_code == 403:
@@ -236,6 +265,22 @@ class RegistryClient:
         if resp.status_code == 429 or resp.status_code >= 500:
             return f"registry kept failing after {RETRIES} retries ({_registry_error(resp)})"
         return f"unexpected answer to GET {what} ({_registry_error(resp)})"
+
+    def _tags_words(self) -> str:
+        """``; its tags: a, b, ...`` from the tag list, best effort (empty if it cannot be read)."""
+        try:
+            listing = f"tags/list?n={MAX_TAGS_SHOWN + 1}"
+            with self.get(listing, accept="application/json", stream=True) as resp:
+                body = _read_limited(resp, MAX_MANIFEST, f"{self.label}: tag list")
+            tags = json.loads(body).get("tags") or []
+        except (LayerleakError, ValueError, UnicodeDecodeError, AttributeError):
+            return ""
+        if not isinstance(tags, list):
+            return ""
+        if not tags:
+            return f"; {self.ref.repo} has no tags"
+        more = ", ..." if len(tags) > MAX_TAGS_SHOWN else ""
+        return f"; its tags: {names_listing([str(t) for t in tags[:MAX_TAGS_SHOWN]])}{more}"
 
     def _denied(self) -> str:
         if self.creds is None:
@@ -281,12 +326,14 @@ class RegistryClient:
                     "refresh_token": creds.identity_token,
                     "client_id": "layerleak",
                 }
-                resp = self.session.post(realm, data=form, timeout=TIMEOUT)
+                resp = self.session.post(realm, data=form, timeout=TIMEOUT, **self._tls(realm))
             else:
                 auth = (
                     (creds.username, creds.password) if creds and creds.username and creds.password else None
                 )
-                resp = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT)
+                resp = self.session.get(realm, params=query, auth=auth, timeout=TIMEOUT, **self._tls(realm))
+        except requests.exceptions.SSLError as exc:
+            raise self._tls_failed(realm, exc) from None
         except requests.RequestException as exc:
             raise RegistryError(f"{self.label}: cannot get a token from {realm} ({_short(exc)})") from None
         if resp.status_code in (401, 403):
@@ -321,6 +368,8 @@ class RegistryClient:
 
     def close(self) -> None:
         self.session.close()
+        self._probe_adapter.close()
+        self.trust.close()
 
 
 def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
@@ -331,6 +380,13 @@ def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
     if len(body) > limit:
         raise ImageFormatError(f"{what} is larger than {limit} bytes")
     return bytes(body)
+
+
+def _discard(resp: requests.Response) -> None:
+    """Close an answer we do not use, reading a small body first so its connection stays open."""
+    with contextlib.suppress(requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        resp.raw.read(MAX_DISCARD, decode_content=False)
+    resp.close()
 
 
 def _check_digest(body: bytes, digest: str, what: str) -> None:
@@ -376,13 +432,21 @@ class RegistrySource(ImageSource):
             creds = find_credentials(self.ref.host, options.username, options.password)
         except RegistryError as exc:
             raise RegistryError(f"{target}: {exc.message}") from None
-        self.client = RegistryClient(self.ref, creds, options.insecure, target)
+        trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.ref.host)
+        self.client = RegistryClient(self.ref, creds, trust, target)
         self._sizes: dict[str, int | None] = {}
+        self._platforms_seen: list[str | None] = []  # every platform the index lists, for errors
 
     def images(self) -> list[ImageDesc]:
+        self._platforms_seen = []
         body, media = self.client.manifest(self.ref.ref)
         digest = "sha256:" + hashlib.sha256(body).hexdigest()
         images = self._walk(body, media, digest, None, 0)
+        if self.platform is not None:
+            seen = self._platforms_seen + [i.platform for i in images]
+            images = [i for i in images if platforms.matches(i.platform, self.platform)]
+            if not images:
+                raise TargetError(platforms.no_platform_message(self.target, self.platform, seen))
         for image in images:
             for layer in image.layers:
                 self._sizes[layer.key] = layer.size
@@ -401,23 +465,18 @@ class RegistrySource(ImageSource):
             for child in doc.get("manifests") or []:
                 if not isinstance(child, dict) or not isinstance(child.get("digest"), str):
                     raise ImageFormatError(f"{self.target}: index {digest} has a descriptor without digest")
-                annotations = child.get("annotations") or {}
-                if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
-                    continue
+                if is_attestation(child):
+                    continue  # read for the images it describes, by finish_index below
                 child_platform = platform_of(child.get("platform"))
-                if self.platform and child_platform and not platform_matches(child_platform, self.platform):
+                if child_platform is not None:
+                    self._platforms_seen.append(child_platform)
+                if self.platform and child_platform and not platforms.matches(child_platform, self.platform):
                     continue
                 child_body, child_media = self.client.manifest(child["digest"])
-                out.extend(
-                    self._walk(
-                        child_body,
-                        child.get("mediaType") or child_media,
-                        child["digest"],
-                        child_platform,
-                        depth + 1,
-                    )
-                )
-            return out
+                media_type = child.get("mediaType") or child_media
+                found = self._walk(child_body, media_type, child["digest"], child_platform, depth + 1)
+                out.extend(with_texts(found, descriptor_texts(child)))
+            return finish_index(out, doc, lambda d: self.client.manifest(d)[0], self.client.small_blob)
         if media in MANIFEST_TYPES or (media is None and "layers" in doc):
             return [image_from_manifest(self._read, doc, digest, name, platform)]
         if doc.get("schemaVersion") == 1:

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from layerleak.layers.walk import FileHit, LayerScan
-from layerleak.models import Confidence, Match
+from layerleak.models import Confidence, Match, Validity
 from layerleak.store.sealed import SealedMatch, seal
 
 _TAGS = ("$set", "$frozenset", "$tuple")
@@ -103,6 +103,7 @@ class HitRow:
 
 
 _HIT_KNOWN = ("path", "match", "inner_path")
+_VALIDITY = "$validity"  # the match's validity (no secret in it), kept in ``extra``
 
 
 def hit_row(hit: FileHit) -> HitRow:
@@ -113,6 +114,8 @@ def hit_row(hit: FileHit) -> HitRow:
         for f in dataclasses.fields(hit)
         if f.name not in _HIT_KNOWN
     }
+    if sealed.validity is not None:
+        extra[_VALIDITY] = [sealed.validity.format, [list(pair) for pair in sealed.validity.detail]]
     return HitRow(
         path=hit.path,
         inner_path=hit.inner_path,
@@ -129,6 +132,9 @@ def hit_row(hit: FileHit) -> HitRow:
 
 
 def file_hit(row: HitRow) -> FileHit:
+    extra = _decode(json.loads(row.extra)) if row.extra else {}
+    kept = extra.pop(_VALIDITY, None)
+    validity = Validity(kept[0], tuple((k, v) for k, v in kept[1])) if kept else None
     match = SealedMatch(
         rule_id=row.rule_id,
         fingerprint=row.fingerprint,
@@ -138,6 +144,6 @@ def file_hit(row: HitRow) -> FileHit:
         line=row.line,
         confidence=Confidence(row.confidence),
         reason=row.reason,
+        validity=validity,
     )
-    extra = _decode(json.loads(row.extra)) if row.extra else {}
     return FileHit(path=row.path, match=match, inner_path=row.inner_path, **extra)

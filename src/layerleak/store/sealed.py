@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from layerleak.findings.redact import fingerprint, redact, shown_count
-from layerleak.models import Confidence, Match
+from layerleak.models import Confidence, Match, Validity
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,7 @@ class SealedMatch:
     line: int
     confidence: Confidence = Confidence.HIGH
     reason: str | None = None
+    validity: Validity | None = None  # holds no secret: kept as it is
 
 
 AnyMatch = Match | SealedMatch
@@ -43,6 +44,7 @@ def seal(match: Match) -> SealedMatch:
         line=match.line,
         confidence=match.confidence,
         reason=match.reason,
+        validity=match.validity,
     )
 
 
