@@ -155,9 +155,8 @@ def decode_json_string(run: bytes) -> bytes | None:
 
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
 # 1 for a byte a base64 or hex run is made of (its start must follow any other byte), else 0
-_RUN_BYTES = bytes(
-    1 if chr(c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else 0 for c in range(256)
-)
+_RUN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
+_RUN_BYTES = bytes(1 if chr(c) in _RUN_CHARS else 0 for c in range(256))
 
 
 def _without_long_runs(text: bytes) -> bytes:

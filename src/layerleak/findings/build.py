@@ -116,8 +116,8 @@ def assemble(
             )
 
     # A cached layer's matches are sealed: their plaintext is found again in the step texts.
-    texts = list(dict.fromkeys([*steps, *(loc.created_by for _, loc in raw)]))  # each text once
-    secrets = plaintexts((m for m, _ in raw), texts)
+    step_texts = list(dict.fromkeys([*steps, *(loc.created_by for _, loc in raw)]))  # each text once
+    secrets = plaintexts((m for m, _ in raw), step_texts)
     scrubbed = _Scrubber(secrets)
     vendor = provenance.vendored(
         (layer.index, scan.packages, scan.digests)
