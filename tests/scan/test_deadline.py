@@ -43,9 +43,26 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_timeout_stops_a_stuck_target_and_the_next_is_scanned(tmp_path: Path) -> None:
     token, good, stuck = _images(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "layerleak", "scan", stuck, good, "--timeout", "2", "--format", "json",
-         "--no-progress", "-j", "1"],
-        capture_output=True, text=True, timeout=WAIT_S, env=_env(tmp_path), stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "layerleak",
+            "scan",
+            stuck,
+            good,
+            "--timeout",
+            "2",
+            "--format",
+            "json",
+            "--no-progress",
+            "-j",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        env=_env(tmp_path),
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.splitlines()
@@ -69,9 +86,26 @@ def test_sigterm_leaves_no_partial_output_and_an_intact_cache(tmp_path: Path) ->
     token, good, stuck = _images(tmp_path)
     out = tmp_path / "report.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "layerleak", "scan", good, stuck, "--format", "json", "-o", str(out),
-         "--no-progress", "-j", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path), stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "layerleak",
+            "scan",
+            good,
+            stuck,
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "--no-progress",
+            "-j",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path),
+        stdin=subprocess.DEVNULL,
     )
     db = tmp_path / "cache" / "layers.sqlite3"
     started = time.monotonic()
@@ -89,7 +123,11 @@ def test_sigterm_leaves_no_partial_output_and_an_intact_cache(tmp_path: Path) ->
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     again = subprocess.run(
         [sys.executable, "-m", "layerleak", "scan", good, "--format", "json", "--no-progress", "-j", "1"],
-        capture_output=True, text=True, timeout=WAIT_S, env=_env(tmp_path), stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        env=_env(tmp_path),
+        stdin=subprocess.DEVNULL,
     )
     assert again.returncode == 1, again.stderr
     assert _fingerprint(token) in {f["fingerprint"] for f in json.loads(again.stdout)["findings"]}
