@@ -278,9 +278,11 @@ def _visit(
     result.files_scanned += 1
     hits_before = len(result.hits)
     cap = DEFAULT_LIMITS.max_matches
+    distinct: set[tuple[str, str]] = set()
     for count, (inner_path, match) in enumerate(matches):
-        if count >= cap:
-            notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
+        distinct.add((match.rule_id, match.secret))
+        if len(distinct) > cap or count >= 100 * cap:  # the same secret repeated counts once, up to a point
+            notes.append(f"more than {limit_text('max_matches', cap)} secrets in this file; the rest of it "
                          "was not scanned")
             break
         key_id = pubkeys.private_key_id(match.secret)
