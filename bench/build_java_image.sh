@@ -21,7 +21,7 @@ bud=(buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs)
 jars=(openjdk-17-jre-headless libbcprov-java libbcpkix-java libjackson2-databind-java libtomcat10-java
       libjetty9-java libpostgresql-jdbc-java libmariadb-java liblog4j2-java libcommons-lang3-java
       libcommons-codec-java libhttpclient-java libgoogle-gson-java libguava-java libslf4j-java
-      libnetty-java libjsch-java libjose4j-java)
+      libnetty-java libjsch-java)
 
 if [[ ! -s "$out/rootfs.tar" ]]; then
   rm -rf "$out/rootfs"

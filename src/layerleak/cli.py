@@ -9,15 +9,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+# Only what parsing the command line needs is imported here: `layerleak --version` and `--help`
+# start in a few tens of milliseconds. The scanner (rules, engine, layer walk, sources, cache,
+# renderers) is imported by the command that runs it (tests/test_startup.py checks the list).
 from layerleak import __version__
-from layerleak.detect.engine import Engine
 from layerleak.detect.gate import GATES
-from layerleak.detect.rules import Rule, load_rules, ruleset_hash
-from layerleak.detect.select import select_rules
 from layerleak.errors import LayerleakError, UsageError
 from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exit_code, parse_fail_on
 from layerleak.findings.suppress import Baseline, Suppressor
@@ -26,16 +26,14 @@ from layerleak.models import Confidence, ScanReport, TargetResult
 from layerleak.report.atomic import AtomicFile, write_atomic
 from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
-from layerleak.report.interface import Renderer, RenderOptions
-from layerleak.report.progress import layer_progress
-from layerleak.report.rules import rule_detail, rule_dict, rules_json, rules_table
-from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
-from layerleak.scan.layers import default_jobs
+from layerleak.report.interface import RenderOptions
 from layerleak.settings import Settings, find_config, load_settings
 from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
-from layerleak.sources.targets import reads_stdin
-from layerleak.store.cache import LayerCache
+
+if TYPE_CHECKING:
+    from layerleak.detect.rules import Rule
+    from layerleak.report.interface import Renderer
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -72,6 +70,23 @@ def _stop(signum: int, _frame: object) -> None:
 
 
 class _Main(click.Group):
+    # Commands whose modules are heavy (the fleet: the results database, Dask): imported only
+    # when one of them runs, so `layerleak --version` and `scan` start without them.
+    LAZY = {"registry": "layerleak.cli_fleet", "db": "layerleak.cli_fleet"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.LAZY.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import importlib
+
+            command = getattr(importlib.import_module(module), cmd_name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         handlers: dict[signal.Signals, Any] = {}
         try:
@@ -109,7 +124,11 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
+@click.option("--from-file", "from_file", metavar="FILE",
+              help="Also scan the targets listed in FILE, one a line (# comments); - reads stdin.")
+@click.option("--db", "db_url", metavar="URL",
+              help="Also record the results in this database (SQLite PATH or postgresql://...).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
@@ -161,6 +180,8 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def scan(
     ctx: click.Context,
     targets: tuple[str, ...],
+    from_file: str | None,
+    db_url: str | None,
     fmt: str,
     output: Path | None,
     show_secrets: bool,
@@ -189,6 +210,15 @@ def scan(
     TARGET is docker-archive:PATH, oci-archive:PATH, oci:DIR[:REF], docker-daemon:NAME[:TAG],
     docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
     """
+    from layerleak.detect.engine import Engine
+    from layerleak.detect.rules import load_rules
+    from layerleak.detect.select import select_rules
+    from layerleak.report.progress import layer_progress
+    from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
+    from layerleak.scan.layers import default_jobs
+    from layerleak.sources.targets import reads_stdin
+    from layerleak.store.cache import LayerCache
+
     settings: Settings = ctx.meta.get(SETTINGS_KEY, Settings())
     try:
         rules = select_rules(load_rules(rule_paths, warn=_warn), disable_rules, enable_rules,
@@ -204,7 +234,24 @@ def scan(
     if password_stdin and any(reads_stdin(t) for t in targets):
         _fail("--password-stdin and a target read from stdin cannot share it: use env LAYERLEAK_PASSWORD")
         sys.exit(EXIT_ERROR)
+    if from_file == "-" and password_stdin:
+        _fail("--from-file - and --password-stdin both read stdin: put the targets in a file")
+        sys.exit(EXIT_ERROR)
+    if from_file == "-" and any(reads_stdin(t) for t in targets):
+        _fail("--from-file - and a target read from stdin cannot share it: put the targets in a file")
+        sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        if from_file:
+            from layerleak.store.results.record import read_targets
+
+            targets = (*targets, *read_targets(from_file))
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    if not targets:
+        _fail("name at least one TARGET, or --from-file FILE")
+        sys.exit(EXIT_ERROR)
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
         source=SourceOptions(username=username, password=password, insecure=insecure,
@@ -215,6 +262,11 @@ def scan(
     )
     try:
         cache = None if no_cache else LayerCache.open_default()
+        recorder = None
+        if db_url:
+            from layerleak.store.results.record import ScanRecorder
+
+            recorder = ScanRecorder(db_url, engine.ruleset)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -235,10 +287,18 @@ def scan(
                     else:
                         click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 kept = suppressor.apply(result)
+                if recorder is not None:
+                    recorder.record(kept)
                 results.append(kept)
                 if stream is not None:
                     chosen.write_target(kept, render_options, stream)
                     stream.flush()
+    except LayerleakError as exc:  # the results database failed: one line, no half-written -o file
+        if partial is not None:
+            partial.discard()
+            partial = None
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
     except BaseException:  # interrupted, or failed: no half-written -o file is left behind
         if partial is not None:
             partial.discard()
@@ -247,6 +307,8 @@ def scan(
     finally:
         if cache is not None:
             cache.close()
+        if recorder is not None:
+            recorder.close()
         if partial is not None:
             _commit(partial)
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
@@ -390,6 +452,9 @@ def _warn(message: str) -> None:
 @click.pass_context
 def rules_group(ctx: click.Context, rule_paths: tuple[Path, ...], fmt: str) -> None:
     """List the rules in use (built-in plus --rules); `rules show ID` for one in full."""
+    from layerleak.detect.rules import ruleset_hash
+    from layerleak.report.rules import rules_json, rules_table
+
     ctx.obj = rule_paths
     if ctx.invoked_subcommand is not None:
         return
@@ -403,6 +468,8 @@ def rules_group(ctx: click.Context, rule_paths: tuple[Path, ...], fmt: str) -> N
 @click.pass_obj
 def rules_show(rule_paths: tuple[Path, ...], rule_id: str, fmt: str) -> None:
     """One rule: its regex, keywords, checks, examples and references."""
+    from layerleak.report.rules import rule_detail, rule_dict
+
     rules = {r.id: r for r in _rules_or_exit(rule_paths)}
     rule = rules.get(rule_id)
     if rule is None:
@@ -415,6 +482,8 @@ def rules_show(rule_paths: tuple[Path, ...], rule_id: str, fmt: str) -> None:
 
 
 def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
+    from layerleak.detect.rules import load_rules
+
     try:
         return load_rules(rule_paths, warn=_warn)
     except LayerleakError as exc:
@@ -444,9 +513,15 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
                    no_progress: bool) -> None:
     """The image's build, step by step: each layer's digest, size, step, files added, deleted
     and overwritten, and its findings by status; steps that made no layer in place."""
+    from layerleak.detect.engine import Engine
+    from layerleak.detect.rules import load_rules
     from layerleak.report.layers import layers_json, layers_table
+    from layerleak.report.progress import layer_progress
+    from layerleak.scan import ScanOptions
+    from layerleak.scan.layers import default_jobs
     from layerleak.scan.timeline import timelines
     from layerleak.sources.targets import open_target
+    from layerleak.store.cache import LayerCache
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     source_options = SourceOptions(username=username, password=password, insecure=insecure,

@@ -77,6 +77,30 @@ CONTEXT = 256  # bytes of the surrounding line kept on each side of a decoded va
 MAX_PYC = 8 * MIB  # larger "pyc" files are scanned as raw bytes
 MIN_PYC_STRING = 8
 
+# 1 for a byte a run is made of (its start must follow any other byte, "=" included), else 0
+_RUN_BYTES = bytes(1 if chr(c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else 0
+                   for c in range(256))
+
+
+def _without_long_runs(text: bytes) -> bytes:
+    """``text`` with every stretch of run bytes longer than ``MAX_B64`` blanked out. Such a
+    stretch holds no value :func:`_runs` keeps (a value must start at the stretch's start and be
+    at most ``MAX_B64`` long, ending where the stretch does), and RE2 matches one with its capture
+    group at a few MB/s: a 1 GB line of ``AAAA`` would take minutes (issue 14, floods)."""
+    if len(text) <= MAX_B64:
+        return text
+    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
+    long = np.flatnonzero(np.diff(bounds) - 1 > MAX_B64)
+    if not len(long):
+        return text
+    out = bytearray(text)
+    for i in long:
+        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
+        out[start:end] = bytes(end - start)
+    return bytes(out)
+
+
 _PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
 
 Hit = tuple[str | None, Match]  # (marker of the decoded view or None, match)
@@ -154,28 +178,6 @@ def decode_json_string(run: bytes) -> bytes | None:
 
 
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
-# 1 for a byte a base64 or hex run is made of (its start must follow any other byte), else 0
-_RUN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
-_RUN_BYTES = bytes(1 if chr(c) in _RUN_CHARS else 0 for c in range(256))
-
-
-def _without_long_runs(text: bytes) -> bytes:
-    """``text`` with every stretch of run bytes longer than ``MAX_RUN`` blanked out, for the
-    ungated pass (base64, hex): such a stretch holds no value it keeps (a value starts after a
-    byte outside the stretch and is at most ``MAX_RUN`` long), and RE2 matches one with its
-    capture groups at a few MB/s, so a 1 GB line of ``AAAA`` took minutes (issue 14, floods)."""
-    if len(text) <= MAX_RUN:
-        return text
-    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
-    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
-    long = np.flatnonzero(np.diff(bounds) - 1 > MAX_RUN)
-    if not len(long):
-        return text
-    out = bytearray(text)
-    for i in long:
-        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
-        out[start:end] = bytes(end - start)
-    return bytes(out)
 _ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 DECODERS: tuple[Decoder, ...] = (
@@ -245,11 +247,11 @@ Run = tuple[int, int, bytes, Decoder]  # (start, end, decoded, decoder)
 def _runs(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
     """(start, end, decoded, decoder) of each encoded value of text in ``text``, by start."""
     found: list[Run] = []
+    searched = _without_long_runs(text)
     for one in passes:
         if one.gate is not None and text.find(one.gate) < 0:
             continue
-        view = _without_long_runs(text) if one.gate is None else text
-        for m in one.regex.finditer(view):  # type: ignore[attr-defined]
+        for m in one.regex.finditer(searched):  # type: ignore[attr-defined]
             group = m.lastindex
             decoder = one.decoders[group - 1]
             start, end = m.span(group)
