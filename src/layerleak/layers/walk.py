@@ -49,14 +49,15 @@ class Hashing:
         self.inner = inner
         self.count = 0
         self.progress = progress
-        self.hash = hashlib.sha256()
+        self.hash: hashlib._Hash | None = hashlib.sha256()
         self.limits = limits
         self.compressed = compressed
 
     def read(self, n: int = -1) -> bytes:
         data = self.inner.read(n)
         self.count += len(data)
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         if self.progress is not None:
             self.progress(len(data))
         if self.compressed is not None and self.limits is not None:
@@ -73,7 +74,7 @@ class Hashing:
         return data
 
     def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
+        return "sha256:" + (self.hash.hexdigest() if self.hash is not None else "")
 
 
 def scan_layer(
@@ -92,6 +93,8 @@ def scan_layer(
     kind = None
     try:
         stream, kind = open_decompressed_kind(blob)  # type: ignore[arg-type]
+        if kind is None:
+            blob.hash = None  # a plain tar: its bytes are the uncompressed stream, hashed once, below
         plain = Hashing(stream, progress, limits, blob) if kind is not None else Hashing(stream, progress)
         _walk(plain, result, engine, limits=limits)
         _drain(plain)
