@@ -161,6 +161,8 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
               help="Processes that scan layers at once  [default: the CPUs available, at most 8].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop a target that takes longer than this (it reports an error; the next one starts).")
 @click.option("--gate", type=click.Choice(GATES), default="auto", show_default=True,
               help="Keyword gate: hyperscan (when installed), re2, or none (the automaton reads every "
                    "byte: slow, for comparisons). Findings are the same with each.")
@@ -195,6 +197,7 @@ def scan(
     cert_dir: str | None,
     no_cache: bool,
     jobs: int | None,
+    timeout: float | None,
     gate: str,
     color: str,
     exit_zero: bool,
@@ -255,6 +258,7 @@ def scan(
                              ca_file=ca_file, cert_dir=cert_dir, platform=platform),
         jobs=jobs or default_jobs(),
         min_confidence=Confidence.parse(min_confidence),
+        timeout=timeout,
     )
     try:
         cache = None if no_cache else LayerCache.open_default()

@@ -19,6 +19,7 @@ zip is not opened (and said so).
 
 from __future__ import annotations
 
+import _compression  # the reader LZMAFile is built on, which takes the decompressor's memlimit
 import bz2
 import gzip
 import io
@@ -48,7 +49,7 @@ from layerleak.detect.classify import (
 from layerleak.detect.engine import CHUNK_SIZE, Engine
 from layerleak.entries import keystores
 from layerleak.entries.decoders import scan_leaf
-from layerleak.entries.limits import MIB, Budget, Cut, Limited, ended
+from layerleak.entries.limits import DEFAULT_LIMITS, MIB, Budget, Cut, Limited, Limits, ended
 from layerleak.entries.streams import Counting, Prefixed, Reader, read_up_to
 from layerleak.layers import targuard
 from layerleak.models import Match
@@ -163,7 +164,8 @@ class _FileScan:
     ) -> Iterator[Hit]:
         source = Counting(Prefixed(first, rest))
         where = f"{inner or 'this file'} ({kind})"
-        plain = Limited(_decompressor(kind, source), self.budget, lambda: source.count, where, READ_ERRORS)
+        inflate = _decompressor(kind, source, self.budget.limits)
+        plain = Limited(inflate, self.budget, lambda: source.count, where, READ_ERRORS)
         child = _strip(name, kind)
         head = plain.read(CHUNK_SIZE)
         if head:
@@ -249,7 +251,7 @@ class _FileScan:
         return spool
 
 
-def _decompressor(kind: str, source: Counting) -> Reader:
+def _decompressor(kind: str, source: Counting, limits: Limits = DEFAULT_LIMITS) -> Reader:
     raw = io.BufferedReader(source, buffer_size=1 << 16)
     if kind == GZIP:
         # stdlib, not isal: isal's reader loses the last buffer of a truncated stream
@@ -257,7 +259,12 @@ def _decompressor(kind: str, source: Counting) -> Reader:
     if kind == BZIP2:
         return bz2.BZ2File(raw)
     if kind == XZ:
-        return lzma.LZMAFile(raw)
+        # LZMAFile, with a memory limit: an .xz header declaring a 1.5 GiB dictionary costs that
+        # much memory to inflate (1 MB of xz reached 1.3 GB RSS); past xz_memory it is an error
+        inner = _compression.DecompressReader(
+            raw, lzma.LZMADecompressor, trailing_error=lzma.LZMAError, memlimit=limits.xz_memory
+        )
+        return io.BufferedReader(inner)
     return cast(
         Reader, zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
     )

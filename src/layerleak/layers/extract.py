@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING
 import zstandard
 
 from layerleak.errors import LayerleakError, UsageError
+from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed
 from layerleak.layers.scanned import OPAQUE, WHITEOUT_PREFIX, normalize
 from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
@@ -208,12 +209,12 @@ _COPIED = ("mode", "uid", "gid", "uname", "gname", "mtime", "type", "linkname", 
 def _copy(stream: IO[bytes], want: str, sink: _Sink, as_tar: bool, layer_index: int
           ) -> tuple[int, str | None]:
     """(members copied, the hard link's target to read instead, or None)."""
-    tar = tarfile.open(fileobj=stream, mode="r|")
+    tar = targuard.open_stream(stream)  # bounded headers, as every tar we read
     prefix = want.rstrip("/") + "/"
     parent, base = posixpath.split(want)
     writer: tarfile.TarFile | None = None
     copied = 0
-    for member in tar:
+    for member in targuard.members(tar):
         name = normalize(member.name)
         mparent, mbase = posixpath.split(name)
         if mbase.startswith(WHITEOUT_PREFIX) and mparent == parent and mbase[len(WHITEOUT_PREFIX):] == base:

@@ -49,14 +49,15 @@ class Hashing:
         self.inner = inner
         self.count = 0
         self.progress = progress
-        self.hash = hashlib.sha256()
+        self.hash: hashlib._Hash | None = hashlib.sha256()
         self.limits = limits
         self.compressed = compressed
 
     def read(self, n: int = -1) -> bytes:
         data = self.inner.read(n)
         self.count += len(data)
-        self.hash.update(data)
+        if self.hash is not None:
+            self.hash.update(data)
         if self.progress is not None:
             self.progress(len(data))
         if self.compressed is not None and self.limits is not None:
@@ -73,7 +74,7 @@ class Hashing:
         return data
 
     def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
+        return "sha256:" + (self.hash.hexdigest() if self.hash is not None else "")
 
 
 def scan_layer(
@@ -92,6 +93,8 @@ def scan_layer(
     kind = None
     try:
         stream, kind = open_decompressed_kind(blob)  # type: ignore[arg-type]
+        if kind is None:
+            blob.hash = None  # a plain tar: its bytes are the uncompressed stream, hashed once, below
         plain = Hashing(stream, progress, limits, blob) if kind is not None else Hashing(stream, progress)
         _walk(plain, result, engine, limits=limits)
         _drain(plain)
@@ -212,9 +215,11 @@ def _visit(
     result.files_scanned += 1
     hits_before = len(result.hits)
     cap = DEFAULT_LIMITS.max_matches
+    distinct: set[tuple[str, str]] = set()
     for count, (inner_path, match) in enumerate(matches):
-        if count >= cap:
-            notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
+        distinct.add((match.rule_id, match.secret))
+        if len(distinct) > cap or count >= 100 * cap:  # the same secret repeated counts once, up to a point
+            notes.append(f"more than {limit_text('max_matches', cap)} secrets in this file; the rest of it "
                          "was not scanned")
             break
         key_id = pubkeys.private_key_id(match.secret)

@@ -17,6 +17,7 @@ from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError, mask_url_secrets
 from layerleak.findings.policy import confidence_cut
 from layerleak.models import Confidence, TargetResult
+from layerleak.scan.deadline import deadline
 from layerleak.scan.image import ScanOptions, scan_source
 from layerleak.scan.layers import ProgressHook
 from layerleak.sources.interface import SourceOptions
@@ -32,6 +33,7 @@ class TargetOptions:
     source: SourceOptions = field(default_factory=SourceOptions)
     jobs: int = 1
     min_confidence: Confidence = Confidence.MEDIUM
+    timeout: float | None = None  # seconds of wall clock per target (scan/deadline.py)
 
 
 def target_key(target: str) -> tuple[str, ...]:
@@ -61,7 +63,7 @@ def scan_targets(
             continue
         seen.add(key)
         try:
-            with open_target(target, options.source) as source:
+            with deadline(options.timeout), open_target(target, options.source) as source:
                 images = scan_source(
                     source, engine, options.scan, progress, jobs=options.jobs, cache=cache
                 )
