@@ -58,6 +58,8 @@ class SourceKind(enum.Enum):
     LAYER = "layer"
     CONFIG = "config"
     HISTORY = "history"
+    ANNOTATION = "annotation"  # key: the annotation's name (manifest, index or descriptor)
+    ATTESTATION = "attestation"  # key: the in-toto statement's predicate and the field inside it
 
     def __str__(self) -> str:
         return self.value
@@ -94,6 +96,17 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class GitOrigin:
+    """Where a secret found in a git object database lives in the repository's history."""
+
+    commit: str | None  # the first commit whose tree (or message) holds it; None: no commit does
+    path: str | None  # its path in that commit's tree
+    object: str  # the blob (or commit, tag) id
+    reachable: bool  # the commit is reachable from HEAD, a branch or a tag
+    in_worktree: bool  # the same secret is still in the working-tree file at that path
+
+
+@dataclass(frozen=True, slots=True)
 class Location:
     """Where a secret lives in an image."""
 
@@ -107,6 +120,18 @@ class Location:
     status: Status | None = None
     removed_in_layer: int | None = None
     key: str | None = None
+    git: GitOrigin | None = None  # a secret in a git repository's history (entries/gitrepo.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """A place in the same image holding the public half of a leaked private key."""
+
+    kind: str  # "certificate", "public-key", "ssh-public-key", "keystore-certificate"
+    spki_sha256: str  # SHA-256 of the public key's DER SubjectPublicKeyInfo
+    layer_index: int
+    path: str
+    detail: str  # a certificate's subject, an OpenSSH key's comment, a PEM label
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +153,8 @@ class Finding:
     # The same secret in the same file in other layers (see dedup.py); ``location`` is the lowest.
     other_locations: tuple[Location, ...] = ()
     validity: Validity | None = None  # offline validity of the secret (detect/validity.py)
+    # A private key's certificates and public keys found in the same image (entries/pubkeys.py).
+    related: tuple[Related, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +195,8 @@ class ImageResult:
     errors: tuple[ScanIssue, ...]
     findings: tuple[Finding, ...]
     hidden_findings: int = 0  # below the --min-confidence threshold, left out of ``findings``
+    baselined: int = 0  # in the --baseline report, left out of ``findings``
+    ignored: int = 0  # matched an [[ignore]] entry of .layerleak.toml, left out of ``findings``
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +217,14 @@ class ScanReport:
     @property
     def findings(self) -> list[Finding]:
         return [f for t in self.targets for i in t.images for f in i.findings]
+
+    @property
+    def baselined(self) -> int:
+        return sum(i.baselined for t in self.targets for i in t.images)
+
+    @property
+    def ignored(self) -> int:
+        return sum(i.ignored for t in self.targets for i in t.images)
 
     @property
     def has_errors(self) -> bool:

@@ -8,81 +8,15 @@ import os
 from pathlib import Path
 
 import pytest
+from report_sample import PLAIN, SAMPLE_RULES, sample_report
 
-from layerleak.models import (
-    Confidence,
-    Finding,
-    ImageResult,
-    LayerSummary,
-    Location,
-    ScanIssue,
-    ScanReport,
-    Severity,
-    SourceKind,
-    Status,
-    TargetResult,
-    Validity,
-)
+from layerleak.report.formats import FORMATS, renderer
+from layerleak.report.interface import RenderOptions
 from layerleak.report.json_report import JSON_VERSION, render_json
 from layerleak.report.table import WIDTH, render_table
 
 GOLDEN = Path(__file__).parent / "golden"
-DIGEST = "sha256:" + "ab" * 32
-
-
-def sample_report() -> ScanReport:
-    layers = (
-        LayerSummary(0, DIGEST, None, None, "/bin/sh -c #(nop) COPY file:1234 in /root/.aws/credentials",
-                     4096, 3),
-        LayerSummary(1, "sha256:" + "cd" * 32, None, None, "|1 DB_PASSWORD=hu******** (14 chars) "
-                     "/bin/sh -c rm /root/.aws/credentials", 1024, 0),
-    )
-    file_finding = Finding(
-        rule_id="aws-access-key-id",
-        title="AWS access key ID",
-        severity=Severity.HIGH,
-        confidence=Confidence.HIGH,
-        target="docker-archive:leaky.tar",
-        image="leaky:latest",
-        image_id="sha256:" + "ef" * 32,
-        location=Location(
-            source=SourceKind.LAYER, layer_index=0, layer_digest=DIGEST,
-            created_by=layers[0].created_by, path="/root/.aws/credentials", line=2,
-            status=Status.DELETED, removed_in_layer=1,
-        ),
-        fingerprint="0123456789abcdef0123456789abcdef",
-        redacted="AKIA******** (20 chars)",
-        validity=Validity("parsed", (("account", "123456789012"), ("key_type", "long-term"))),
-    )
-    env_finding = Finding(
-        rule_id="generic-password",
-        title="Generic secret assignment",
-        severity=Severity.MEDIUM,
-        confidence=Confidence.MEDIUM,
-        target="docker-archive:leaky.tar",
-        image="leaky:latest",
-        image_id="sha256:" + "ef" * 32,
-        location=Location(source=SourceKind.CONFIG, key="API_TOKEN"),
-        fingerprint="fedcba9876543210fedcba9876543210",
-        redacted="Zx8#******** (16 chars)",
-    )
-    image = ImageResult(
-        target="docker-archive:leaky.tar",
-        image="leaky:latest",
-        image_id="sha256:" + "ef" * 32,
-        platform="linux/amd64",
-        layers=layers,
-        bytes_scanned=5120,
-        errors=(ScanIssue("layer is truncated (after 1024 uncompressed bytes)", 1, layers[1].digest),),
-        findings=(file_finding, env_finding),
-    )
-    return ScanReport(
-        targets=(
-            TargetResult("docker-archive:leaky.tar", (image,)),
-            TargetResult("missing.tar", error="missing.tar: no such file or directory"),
-        ),
-        ruleset="0011223344556677",
-    )
+OPTIONS = RenderOptions(rules=SAMPLE_RULES, width=WIDTH)
 
 
 def check(name: str, text: str) -> None:
@@ -93,11 +27,19 @@ def check(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8")
 
 
+def _versionless(text: str) -> str:
+    from layerleak import __version__
+
+    text = text.replace(f'"{__version__}"', '"VERSION"')
+    return text.replace(f"layerleak {__version__}", "layerleak VERSION")
+
+
 def test_json_golden() -> None:
     text = render_json(sample_report())
     doc = json.loads(text)
     assert doc["version"] == JSON_VERSION
-    check("report.json", text.replace(doc["tool"]["version"], "VERSION"))
+    assert doc["baselined"] == 0 and doc["ignored"] == 0
+    check("report.json", _versionless(text))
 
 
 def test_table_golden_fits_80_columns() -> None:
@@ -106,7 +48,25 @@ def test_table_golden_fits_80_columns() -> None:
     check("report.txt", text)
 
 
-@pytest.mark.parametrize("render", [render_json, render_table])
-def test_no_secret_in_default_output(render: object) -> None:
-    text = render(sample_report())  # type: ignore[operator]
-    assert "hunter2" not in text
+@pytest.mark.parametrize("name", FORMATS)
+def test_every_format_has_a_golden_file(name: str) -> None:
+    r = renderer(name)
+    assert r.name == name and r.extension
+    text = r.render(sample_report(), OPTIONS)
+    check(f"report.{r.extension}", _versionless(text))
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_no_secret_and_no_raw_escape_in_any_format(name: str) -> None:
+    text = renderer(name).render(sample_report(), OPTIONS)
+    assert PLAIN not in text
+    assert "\x1b" not in text and "\x07" not in text, "image text must be escaped"
+
+
+@pytest.mark.parametrize("name", FORMATS)
+def test_write_is_render(name: str, tmp_path: Path) -> None:
+    r = renderer(name)
+    out = tmp_path / f"report.{r.extension}"
+    with out.open("w", encoding="utf-8") as handle:
+        r.write(sample_report(), OPTIONS, handle)
+    assert out.read_text(encoding="utf-8") == r.render(sample_report(), OPTIONS)

@@ -75,6 +75,10 @@ class Rule:
     presence: bool = False
     # Who issues the credential, for docs and tests; empty means the first part of the id.
     provider: str = ""
+    # For people, not for matching (reports: SARIF rule help, ``rules show``): what the secret is
+    # and how to revoke it; the title stands in for a missing description.
+    description: str | None = None
+    references: tuple[str, ...] = ()  # URLs: the provider's token format and revocation docs
 
 
 def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
@@ -179,6 +183,9 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
         confidence = Confidence.parse(str(table.get("confidence", "high")))
     except ValueError as exc:
         raise RuleError(f"rule {rule_id}: {exc}") from None
+    description = table.get("description")
+    if description is not None and not isinstance(description, str):
+        raise RuleError(f"rule {rule_id}: description must be a string")
     return Rule(
         id=rule_id,
         title=str(table.get("title", rule_id)),
@@ -201,6 +208,8 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
                                rule_id),
         ),
         origin=origin,
+        description=" ".join(description.split()) if description else None,
+        references=_strs(table.get("references"), "references", rule_id),
     )
 
 

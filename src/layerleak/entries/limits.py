@@ -37,9 +37,24 @@ class Limits:
     zip_memory: int = 64 * MIB  # a zip is held in memory up to this size (it needs seeking) ...
     zip_spool: int = 1024 * MIB  # ... then in an unnamed temporary file; larger zips are not opened
     max_decoded: int = 10_000  # base64 values decoded per file
+    max_matches: int = 1_000  # matches reported per layer file (a flood of tokens stops there)
 
 
 DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class GitLimits:
+    """Bounds on reading git repositories found in a layer (entries/gitrepo.py)."""
+
+    spool_bytes: int = 1024 * MIB  # object files of one layer copied to a temporary dir (disk)
+    max_repos: int = 32  # repositories read per layer
+    max_objects: int = 500_000  # objects looked at per repository
+    max_blob: int = 64 * MIB  # a larger blob is not inflated (its size is read from its header)
+    max_chain: int = 64  # delta chain followed to learn an object's type and size
+
+
+DEFAULT_GIT_LIMITS = GitLimits()
 
 
 @dataclass(frozen=True, slots=True)

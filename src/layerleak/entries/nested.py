@@ -46,9 +46,10 @@ from layerleak.detect.classify import (
     skip_reason,
 )
 from layerleak.detect.engine import CHUNK_SIZE, Engine
+from layerleak.entries import keystores
 from layerleak.entries.decoders import scan_leaf
 from layerleak.entries.limits import MIB, Budget, Cut, Limited, ended
-from layerleak.entries.streams import Counting, Prefixed, Reader
+from layerleak.entries.streams import Counting, Prefixed, Reader, read_up_to
 from layerleak.layers import targuard
 from layerleak.models import Match
 
@@ -130,6 +131,10 @@ class _FileScan:
             if depth and skip_reason(head):
                 return  # media inside an archive: nothing readable
             rule_path = self.path if inner is None else f"{self.path}{SEP}{inner}"
+            if keystores.is_candidate(head):  # a binary key container: read it whole
+                first, whole = read_up_to(first, rest, keystores.MAX_CONTAINER)
+                for box, m in keystores.scan(first) if whole else ():
+                    yield join(inner, box), m
             for marker, m in scan_leaf(self.engine, rule_path, first, rest, self.budget):
                 yield (inner if marker is None else join(inner, marker)), m
             return
@@ -203,10 +208,10 @@ class _FileScan:
                 return
             with archive:
                 for info in archive.infolist():
-                    name = _member_name(info.filename)
+                    name = _member_name(info.filename or "(unnamed)")
                     child = join(base, name)
                     self.budget.entry(child)
-                    if info.is_dir() or info.file_size == 0:
+                    if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
                         continue
                     yield from self._zip_member(archive, info, child, name, depth)
 
@@ -267,4 +272,6 @@ def _strip(name: str, kind: str) -> str:
 
 
 def _member_name(name: str) -> str:
+    if not name.isascii():  # undecodable bytes as \xNN text, as layers/walk.py does
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name).lstrip("/") or name

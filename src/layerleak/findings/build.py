@@ -13,23 +13,25 @@ import dataclasses
 
 from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
-from layerleak.entries.config import config_texts
+from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
 from layerleak.findings.redact import scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
+from layerleak.layers.scanned import LayerScan
 from layerleak.layers.status import file_status
-from layerleak.layers.walk import LayerScan
 from layerleak.models import (
     Confidence,
     Finding,
+    GitOrigin,
     ImageResult,
     LayerSummary,
     Location,
+    Related,
     ScanIssue,
     SourceKind,
     Status,
 )
-from layerleak.sources.interface import ImageDesc, LayerRef
+from layerleak.sources.interface import ImageDesc, ImageText, LayerRef
 from layerleak.store.sealed import AnyMatch, fingerprint_of, plaintexts, redacted_of, secret_of
 
 
@@ -73,10 +75,13 @@ def assemble(
         stack.append(scan)
 
     raw: list[tuple[AnyMatch, Location]] = []
+    key_ids: dict[int, str] = {}  # position in raw -> a private key's SPKI fingerprint
     for layer, scan in zip(image.layers, stack, strict=True):
         if scan is None:
             continue
         for hit in scan.hits:
+            if hit.key_id is not None:
+                key_ids[len(raw)] = hit.key_id
             status, removed = file_status(hit.path, layer.index, stack)
             raw.append(
                 (
@@ -91,10 +96,12 @@ def assemble(
                         line=hit.match.line,
                         status=status,
                         removed_in_layer=removed,
+                        git=GitOrigin(*hit.git) if hit.git else None,
                     ),
                 )
             )
-    for item in config_texts(image.config):
+    texts: list[ConfigText | ImageText] = [*config_texts(image.config), *image.texts]  # + annotations ...
+    for item in texts:
         for config_match in engine.scan(item.text.encode("utf-8", "surrogateescape")):
             raw.append(
                 (
@@ -109,17 +116,20 @@ def assemble(
             )
 
     # A cached layer's matches are sealed: their plaintext is found again in the step texts.
-    secrets = plaintexts((m for m, _ in raw), [*steps, *(loc.created_by for _, loc in raw)])
+    step_texts = list(dict.fromkeys([*steps, *(loc.created_by for _, loc in raw)]))  # each text once
+    secrets = plaintexts((m for m, _ in raw), step_texts)
+    scrubbed = _Scrubber(secrets)
     vendor = provenance.vendored(
         (layer.index, scan.packages, scan.digests)
         for layer, scan in zip(image.layers, stack, strict=True)
         if scan is not None
     )
+    public = related_places(image, stack, set(key_ids.values()))
     findings = []
-    for match, loc in raw:
+    for n, (match, loc) in enumerate(raw):
         rule = engine.rule(match.rule_id)
         if not show_secrets:
-            loc = _scrubbed(loc, secrets)
+            loc = _scrubbed(loc, scrubbed)
         findings.append(
             Finding(
                 rule_id=rule.id,
@@ -134,6 +144,7 @@ def assemble(
                 redacted=redacted_of(match),
                 secret=secret_of(match) if show_secrets else None,
                 reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
+                related=public.get(key_ids[n], ()) if n in key_ids else (),
                 validity=match.validity,
             )
         )
@@ -148,7 +159,7 @@ def assemble(
                 digest=layer.digest,
                 blob_digest=layer.blob_digest,
                 media_type=layer.media_type,
-                created_by=step if show_secrets else scrub_build_args(scrub(step, secrets)),
+                created_by=step if show_secrets else scrubbed(step),
                 bytes_scanned=scan.bytes_read if scan else 0,
                 files_scanned=scan.files_scanned if scan else 0,
             )
@@ -163,6 +174,22 @@ def assemble(
         errors=tuple(issues),
         findings=tuple(findings),
     )
+
+
+def related_places(
+    image: ImageDesc, stack: list[LayerScan | None], wanted: set[str]
+) -> dict[str, tuple[Related, ...]]:
+    """SPKI fingerprint -> the certificates and public keys in this image's layers that carry it,
+    for the private keys found (``wanted``)."""
+    out: dict[str, list[Related]] = {}
+    if not wanted:
+        return {}
+    for layer, scan in zip(image.layers, stack, strict=True):
+        keys = scan.public_keys if scan is not None else {}
+        for fp in wanted & set(keys):
+            for path, kind, detail in keys[fp]:
+                out.setdefault(fp, []).append(Related(kind, fp, layer.index, path, detail))
+    return {fp: tuple(dict.fromkeys(places)) for fp, places in out.items()}
 
 
 def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
@@ -181,13 +208,36 @@ def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
     return problems
 
 
-def _scrubbed(loc: Location, secrets: list[str]) -> Location:
+class _Scrubber:
+    """scrub + scrub_build_args, once per distinct text: a layer's step is shared by all of its
+    findings, so 100,000 secrets in one file cost one pass over the step, not 100,000."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.memo: dict[str, str | None] = {}
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        done = self.memo.get(text)
+        if done is None and text not in self.memo:
+            done = self.memo[text] = scrub_build_args(scrub(text, self.secrets))
+        return done
+
+
+def _scrubbed(loc: Location, scrubbed: _Scrubber) -> Location:
     if loc.created_by is None:
         return loc
-    return dataclasses.replace(loc, created_by=scrub_build_args(scrub(loc.created_by, secrets)))
+    return dataclasses.replace(loc, created_by=scrubbed(loc.created_by))
 
 
-_SOURCE_ORDER = {SourceKind.LAYER: 0, SourceKind.CONFIG: 1, SourceKind.HISTORY: 2}
+_SOURCE_ORDER = {
+    SourceKind.LAYER: 0,
+    SourceKind.CONFIG: 1,
+    SourceKind.HISTORY: 2,
+    SourceKind.ANNOTATION: 3,
+    SourceKind.ATTESTATION: 4,
+}
 _STATUS_ORDER = {Status.PRESENT: 0, Status.DELETED: 1, Status.OVERWRITTEN: 2, None: 3}
 
 

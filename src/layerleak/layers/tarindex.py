@@ -6,7 +6,8 @@ stops at the first member at or past ``stop``, so the split points must be where
 tarfile would begin a member: at its first header, extension headers (pax ``x``, GNU ``L``/``K``)
 included. Anything this walk does not read exactly as tarfile does (a global pax header, a pax
 ``size``, sparse files, a bad checksum, a truncated or compressed blob) makes it give up: the
-layer is then scanned whole, the straightforward way, which also reports any damage.
+layer is then scanned whole (so is a layer holding a git repository, whose objects are read
+together at the end of the walk), the straightforward way, which also reports any damage.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _EXTENSION = (b"x", b"L", b"K")  # headers of the member that follows
 _BUILTIN = (b"1", b"2", b"3", b"4", b"5", b"6")  # no data blocks follow, whatever the size says
 _REFUSED = (b"g", b"X", b"S")  # global pax, Solaris extended, GNU sparse
 MAX_PAX = 1 << 20  # a larger pax header is read by tarfile alone
+_GIT = b".git/"  # a layer holding a git repository is not split
 READ_AHEAD = 1 << 20
 
 
@@ -54,12 +56,14 @@ def member_starts(f: IO[bytes], size: int) -> list[int] | None:
         if pending is None:
             pending = pos
         data = (length + BLOCK - 1) // BLOCK * BLOCK
-        if kind == b"x":
+        if _GIT in block[:100] or _GIT in block[345:500]:
+            return None  # a git repository is read as a whole by one walk (entries/gitrepo.py)
+        if kind in (b"x", b"L"):
             if length > MAX_PAX:
                 return None
             f.seek(base + pos + BLOCK)
             records = f.read(length)
-            if b" size=" in records or b"GNU.sparse" in records:
+            if b" size=" in records or b"GNU.sparse" in records or _GIT in records:
                 return None  # the pax header changes how much data follows
         elif kind in _BUILTIN or (kind == b"\x00" and _name(block).endswith(b"/")):
             data = 0  # tarfile skips no data for these (an old-style directory among them)

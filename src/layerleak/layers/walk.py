@@ -13,61 +13,26 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, cast
 
 import zstandard
+from isal import igzip_lib
 
 from layerleak.detect.engine import FILE_HEAD, Engine
-from layerleak.entries import provenance
+from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
-from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, LayerLimits, limit_text
+from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
 from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed_kind
+from layerleak.layers.scanned import KIND_DIR as KIND_DIR
+from layerleak.layers.scanned import KIND_OTHER as KIND_OTHER
+from layerleak.layers.scanned import OPAQUE as OPAQUE
+from layerleak.layers.scanned import WHITEOUT_PREFIX as WHITEOUT_PREFIX
+from layerleak.layers.scanned import FileHit as FileHit
+from layerleak.layers.scanned import LayerScan as LayerScan
+from layerleak.layers.scanned import merge as merge
+from layerleak.layers.scanned import normalize as normalize
 from layerleak.models import Match
-
-if TYPE_CHECKING:
-    from layerleak.store.sealed import SealedMatch
-
-WHITEOUT_PREFIX = ".wh."
-OPAQUE = ".wh..wh..opq"
-KIND_DIR = "d"
-KIND_OTHER = "f"
-
-
-@dataclass(frozen=True, slots=True)
-class FileHit:
-    path: str
-    match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
-    inner_path: str | None = None
-
-
-@dataclass(slots=True)
-class LayerScan:
-    """What one layer holds and what was found in it."""
-
-    key: str
-    entries: dict[str, str] = field(default_factory=dict)  # path -> KIND_DIR | KIND_OTHER
-    whiteouts: set[str] = field(default_factory=set)
-    opaque: set[str] = field(default_factory=set)
-    hits: list[FileHit] = field(default_factory=list)
-    bytes_read: int = 0
-    files_scanned: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)  # format -> count
-    error: str | None = None
-    notes: list[tuple[str, str]] = field(default_factory=list)  # (path, what was cut short)
-    # Vendor provenance (entries/provenance.py): what this layer's package databases record
-    # (path -> {"algo:hex"}), and the digests of its files that have matches.
-    packages: dict[str, set[str]] = field(default_factory=dict)
-    digests: dict[str, frozenset[str]] = field(default_factory=dict)
-    # sha256 of the whole uncompressed stream (checked against the config's diff_id) and of the
-    # blob as stored (checked against the manifest's digest); None when not read whole.
-    diff_id: str | None = None
-    blob_sha256: str | None = None
-
-
-def normalize(name: str) -> str:
-    return posixpath.normpath("/" + name.lstrip("/"))
 
 
 class Hashing:
@@ -157,7 +122,14 @@ def scan_layer_part(
     return result
 
 
-_DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError)
+_DAMAGE: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    zstandard.ZstdError,
+    cast(type[BaseException], igzip_lib.IsalError),  # a corrupt gzip layer, inflated by isal
+)
 
 
 def _walk(
@@ -168,29 +140,25 @@ def _walk(
     limits: LayerLimits = DEFAULT_LAYER_LIMITS,
 ) -> None:
     tar = targuard.open_stream(stream, limits)
-    for member in targuard.members(tar, limits):
-        if stop is not None and member.offset >= stop:
-            break
-        _visit(tar, member, result, engine)
+    repos = gitrepo.Collector()  # git object databases, read at the end of the layer
+    try:
+        for member in targuard.members(tar, limits):
+            if stop is not None and member.offset >= stop:
+                break
+            _visit(tar, member, result, engine, repos)
+    finally:
+        if repos.repos:
+            _add_git(repos, result, engine)
 
 
-def merge(key: str, parts: list[LayerScan], size: int, diff_id: str | None = None) -> LayerScan:
-    """One layer's scan from the scans of its consecutive parts (``size``: the whole layer;
-    ``diff_id``: its digest, hashed on the side)."""
-    result = LayerScan(key=key, bytes_read=size, diff_id=diff_id, blob_sha256=diff_id)
-    for part in parts:
-        result.entries.update(part.entries)  # a path seen twice keeps its last kind, as in one walk
-        result.whiteouts |= part.whiteouts
-        result.opaque |= part.opaque
-        result.hits.extend(part.hits)
-        result.files_scanned += part.files_scanned
-        for reason, count in part.skipped.items():
-            result.skipped[reason] = result.skipped.get(reason, 0) + count
-        result.notes.extend(part.notes)
-        for path, digests in part.packages.items():
-            result.packages.setdefault(path, set()).update(digests)
-        result.digests.update(part.digests)
-    return result
+def _add_git(repos: gitrepo.Collector, result: LayerScan, engine: Engine) -> None:
+    current = ((h.path, h.match.rule_id, h.match.secret) for h in result.hits if isinstance(h.match, Match))
+    for hit in repos.finish(engine, current):
+        key_id = pubkeys.private_key_id(hit.match.secret)
+        result.hits.append(
+            FileHit(path=hit.path, match=hit.match, inner_path=hit.inner_path, git=hit.origin, key_id=key_id)
+        )
+    result.notes.extend(repos.notes)
 
 
 def _drain(stream: IO[bytes] | Hashing) -> None:
@@ -210,7 +178,9 @@ def _describe(exc: BaseException, at: int) -> str:
     return f"layer is corrupt after {at} uncompressed bytes: {text}"
 
 
-def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine) -> None:
+def _visit(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine, repos: gitrepo.Collector
+) -> None:
     path = normalize(member.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
@@ -228,6 +198,8 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
         return
     if member.issparse():
         f = targuard.SparseData(f, member)
+    if repos.take(path, f):  # a git object file: read with its repository
+        return
     hashing = None
     if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
         f = hashing = provenance.Hashing(f, path)
@@ -239,8 +211,16 @@ def _visit(tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, eng
         return
     result.files_scanned += 1
     hits_before = len(result.hits)
-    for inner_path, match in matches:
-        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path))
+    cap = DEFAULT_LIMITS.max_matches
+    for count, (inner_path, match) in enumerate(matches):
+        if count >= cap:
+            notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
+                         "was not scanned")
+            break
+        key_id = pubkeys.private_key_id(match.secret)
+        result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
+    for fp, kind, detail in pubkeys.public_keys(path, first):
+        result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
     if len(result.hits) > hits_before:
         result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()

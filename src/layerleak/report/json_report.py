@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TextIO
 
 from layerleak import __version__
-from layerleak.models import Finding, ImageResult, Location, ScanReport
+from layerleak.models import Finding, ImageResult, Location, ScanReport, TargetResult
+from layerleak.report.interface import Renderer, RenderOptions
 
 JSON_VERSION = 1
 
@@ -23,7 +24,16 @@ def location_dict(loc: Location) -> dict[str, Any]:
         "status": str(loc.status) if loc.status else None,
         "removed_in_layer": loc.removed_in_layer,
         "key": loc.key,
+        "git": _git(loc),
     }
+
+
+def _git(loc: Location) -> dict[str, Any] | None:
+    g = loc.git
+    if g is None:
+        return None
+    return {"commit": g.commit, "path": g.path, "object": g.object, "reachable": g.reachable,
+            "in_worktree": g.in_worktree}
 
 
 def finding_dict(f: Finding) -> dict[str, Any]:
@@ -43,6 +53,11 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "reason": f.reason,
         "validity": f.validity.as_dict() if f.validity is not None else None,
         "locations": [location_dict(x) for x in (loc, *f.other_locations)],
+        "related": [
+            {"kind": r.kind, "spki_sha256": r.spki_sha256, "layer_index": r.layer_index, "path": r.path,
+             "detail": r.detail}
+            for r in f.related
+        ],
     }
 
 
@@ -76,6 +91,8 @@ def image_dict(target: str, image: ImageResult) -> dict[str, Any]:
         ],
         "findings": len(image.findings),
         "hidden_findings": image.hidden_findings,
+        "baselined": image.baselined,
+        "ignored": image.ignored,
     }
 
 
@@ -86,7 +103,7 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
             targets.append(
                 {"target": t.target, "image": None, "image_id": None, "platform": None,
                  "layers": [], "bytes_scanned": 0, "errors": [{"level": "error", "message": t.error}],
-                 "findings": 0, "hidden_findings": 0}
+                 "findings": 0, "hidden_findings": 0, "baselined": 0, "ignored": 0}
             )
         targets.extend(image_dict(t.target, i) for i in t.images)
     return {
@@ -95,8 +112,44 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
         "secrets_shown": report.secrets_shown,
         "targets": targets,
         "findings": [finding_dict(f) for f in report.findings],
+        "baselined": report.baselined,
+        "ignored": report.ignored,
     }
 
 
 def render_json(report: ScanReport) -> str:
     return json.dumps(report_dict(report), indent=2) + "\n"
+
+
+class JsonRenderer(Renderer):
+    name = "json"
+    extension = "json"
+    media_type = "application/json"
+
+    def render(self, report: ScanReport, options: RenderOptions) -> str:
+        return render_json(report)
+
+
+class JsonlRenderer(Renderer):
+    """JSON Lines: one finding per line, the same objects as the JSON report's ``findings``.
+
+    Streams: each target's findings are written as soon as it is scanned. Targets that failed
+    and per-image errors are on stderr (and in ``--format json``), not in these lines.
+    """
+
+    name = "jsonl"
+    extension = "jsonl"
+    media_type = "application/jsonl"
+    streams = True
+
+    def render(self, report: ScanReport, options: RenderOptions) -> str:
+        return "".join(_line(f) for f in report.findings)
+
+    def write_target(self, result: TargetResult, options: RenderOptions, out: TextIO) -> None:
+        for image in result.images:
+            for f in image.findings:
+                out.write(_line(f))
+
+
+def _line(f: Finding) -> str:
+    return json.dumps(finding_dict(f), separators=(",", ":"), ensure_ascii=True) + "\n"

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from layerleak.models import SourceKind
+
 
 @dataclass(frozen=True, slots=True)
 class LayerRef:
@@ -26,6 +28,15 @@ class LayerRef:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageText:
+    """Text an image carries outside its config: an annotation, a field of an attestation."""
+
+    source: SourceKind  # ANNOTATION or ATTESTATION
+    key: str  # the annotation's name; "<predicateType> <path in the statement>"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ImageDesc:
     name: str
     image_id: str | None
@@ -36,6 +47,8 @@ class ImageDesc:
     # errors: the image is not what it claims (a digest mismatch, a config that is not an
     # object, a refused blob path); exit 2, what could be scanned still is
     errors: tuple[str, ...] = field(default=())
+    manifest_digest: str | None = None  # the image manifest's digest, when it has one
+    texts: tuple[ImageText, ...] = field(default=())  # annotations, attestations (sources/annotations.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ legacy (``<id>/layer.tar``) and Docker >= 25 (OCI layout plus ``manifest.json``)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -15,6 +16,7 @@ from typing import Any
 
 from layerleak.entries.limits import DEFAULT_IMAGE_LIMITS, limit_text
 from layerleak.errors import ImageFormatError
+from layerleak.sources.annotations import descriptor_texts, finish_index, manifest_texts, with_texts
 from layerleak.sources.interface import ImageDesc, LayerRef
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -172,7 +174,9 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         if claimed is not None and claimed != image_id:
             errors.append(f"{what} does not match its digest: expected {claimed}, content is {image_id}")
         diff_ids = _diff_ids(config)
-        raw_paths = _capped_layers(as_list(entry.get("Layers")), errors)
+        if not isinstance(entry.get("Layers"), list):
+            raise ImageFormatError(f"manifest.json entry {pos}: Layers is not a list")
+        raw_paths = _capped_layers(entry["Layers"], errors)
         layer_paths = []
         for i, path in enumerate(raw_paths):
             if isinstance(path, str) and path:
@@ -224,7 +228,7 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
             f"no image named {ref!r} in the archive (it holds {_positions(len(manifest))}: "
             f"{names_listing(names)})"
         )
-    return images
+    return _with_oci_texts(read, images)
 
 
 def _claimed_config_digest(path: str) -> str | None:
@@ -237,6 +241,18 @@ def _claimed_config_digest(path: str) -> str | None:
     if "/" not in stem and len(stem) == 64 and _HEX.fullmatch(stem):
         return f"sha256:{stem}"
     return None
+
+
+def _with_oci_texts(read: Reader, images: list[ImageDesc]) -> list[ImageDesc]:
+    """A Docker >= 25 archive is an OCI layout too: the annotations and attestations its index
+    holds for an image (matched by config digest) come with the image manifest.json lists."""
+    if not images or read("index.json") is None:
+        return images
+    try:
+        texts = {i.image_id: i.texts for i in oci_images(read, None) if i.texts}
+    except ImageFormatError:
+        return images  # the OCI side is broken: manifest.json still says what to scan
+    return [dataclasses.replace(i, texts=texts[i.image_id]) if i.image_id in texts else i for i in images]
 
 
 def _docker_ref_matches(ref: str, pos: int, tags: list[str]) -> bool:
@@ -267,16 +283,9 @@ def oci_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         if walk.errors:
             raise ImageFormatError("; ".join(walk.errors[:3]))
         return []
+    walk.images = finish_index(walk.images, index, walk.fetch, walk.fetch)
     first = walk.images[0]
-    walk.images[0] = ImageDesc(
-        name=first.name,
-        image_id=first.image_id,
-        platform=first.platform,
-        config=first.config,
-        layers=first.layers,
-        problems=first.problems,
-        errors=(*walk.errors, *first.errors),
-    )
+    walk.images[0] = dataclasses.replace(first, errors=(*walk.errors, *first.errors))
     return walk.images
 
 
@@ -315,7 +324,20 @@ class _IndexWalk:
         if message not in self.errors:
             self.errors.append(message)
 
+    def fetch(self, digest: str) -> bytes:
+        """A manifest or blob by digest (annotations.finish_index: both are blobs here)."""
+        return _need(self.read, blob_path(digest), f"blob {digest}")
+
     def descriptor(
+        self, desc: Any, name: str | None, platform: str | None, depth: int, path: tuple[str, ...]
+    ) -> None:
+        """The images under ``desc``, with its annotations (sources/annotations.py)."""
+        start = len(self.images)
+        self._descriptor(desc, name, platform, depth, path)
+        if len(self.images) > start:
+            self.images[start:] = with_texts(self.images[start:], descriptor_texts(desc))
+
+    def _descriptor(
         self, desc: Any, name: str | None, platform: str | None, depth: int, path: tuple[str, ...]
     ) -> None:
         limits = DEFAULT_IMAGE_LIMITS
@@ -355,8 +377,10 @@ class _IndexWalk:
         if media in INDEX_TYPES or (media is None and "manifests" in doc):
             if mismatch:
                 self.error(mismatch)
+            start = len(self.images)
             for child in as_list(doc.get("manifests")):
                 self.descriptor(child, name, None, depth + 1, (*path, digest))
+            self.images[start:] = finish_index(self.images[start:], doc, self.fetch, self.fetch)
             return
         if media not in MANIFEST_TYPES and "layers" not in doc:
             return  # an artifact we do not scan (signature, SBOM, ...)
@@ -366,10 +390,7 @@ class _IndexWalk:
             self.error(exc.message)
             return
         if mismatch:
-            image = ImageDesc(
-                name=image.name, image_id=image.image_id, platform=image.platform, config=image.config,
-                layers=image.layers, problems=image.problems, errors=(mismatch, *image.errors),
-            )
+            image = dataclasses.replace(image, errors=(mismatch, *image.errors))
         self.images.append(image)
 
 
@@ -422,6 +443,8 @@ def image_from_manifest(
         layers=tuple(layers),
         problems=tuple(problems),
         errors=tuple(errors),
+        manifest_digest=digest,
+        texts=manifest_texts(manifest),
     )
 
 

@@ -31,6 +31,8 @@ from urllib3.util.retry import Retry
 from layerleak import __version__
 from layerleak.errors import ImageFormatError, LayerleakError, RegistryError, TargetError, UsageError
 from layerleak.sources import platforms
+from layerleak.sources.annotations import descriptor_texts, finish_index, with_texts
+from layerleak.sources.attestations import is_attestation
 from layerleak.sources.interface import ImageDesc, ImageSource, SourceOptions
 from layerleak.sources.layout import (
     DOCKER_LIST,
@@ -463,25 +465,18 @@ class RegistrySource(ImageSource):
             for child in doc.get("manifests") or []:
                 if not isinstance(child, dict) or not isinstance(child.get("digest"), str):
                     raise ImageFormatError(f"{self.target}: index {digest} has a descriptor without digest")
-                annotations = child.get("annotations") or {}
-                if annotations.get("vnd.docker.reference.type") == "attestation-manifest":
-                    continue
+                if is_attestation(child):
+                    continue  # read for the images it describes, by finish_index below
                 child_platform = platform_of(child.get("platform"))
                 if child_platform is not None:
                     self._platforms_seen.append(child_platform)
                 if self.platform and child_platform and not platforms.matches(child_platform, self.platform):
                     continue
                 child_body, child_media = self.client.manifest(child["digest"])
-                out.extend(
-                    self._walk(
-                        child_body,
-                        child.get("mediaType") or child_media,
-                        child["digest"],
-                        child_platform,
-                        depth + 1,
-                    )
-                )
-            return out
+                media_type = child.get("mediaType") or child_media
+                found = self._walk(child_body, media_type, child["digest"], child_platform, depth + 1)
+                out.extend(with_texts(found, descriptor_texts(child)))
+            return finish_index(out, doc, lambda d: self.client.manifest(d)[0], self.client.small_blob)
         if media in MANIFEST_TYPES or (media is None and "layers" in doc):
             return [image_from_manifest(self._read, doc, digest, name, platform)]
         if doc.get("schemaVersion") == 1:

@@ -1,0 +1,114 @@
+"""Correlation: a leaked private key is related to its certificates, ``authorized_keys`` lines and
+public keys in the same image. Keys and certificates are made at test time by ``openssl`` and
+``ssh-keygen``; the image is a hand-made docker-archive scanned through the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import handmade
+import pytest
+
+from layerleak.entries import pubkeys
+
+if TYPE_CHECKING:
+    from conftest import Layerleak
+
+MISSING = [tool for tool in ("openssl", "ssh-keygen") if shutil.which(tool) is None]
+if MISSING:  # pragma: no cover - both are documented test tools
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{MISSING} required under CI")
+    pytest.skip(f"=== {MISSING} not installed: correlation tests cannot run ===", allow_module_level=True)
+
+
+def run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+
+
+def spki_of(pem_path: Path) -> str:
+    done = subprocess.run(["openssl", "pkey", "-in", str(pem_path), "-pubout", "-outform", "DER"],
+                          check=True, capture_output=True, timeout=60)
+    return hashlib.sha256(done.stdout).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    d = tmp_path_factory.mktemp("corr")
+    server, other = d / "server.key", d / "other.key"
+    for key in (server, other):
+        run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key))
+    for key, cn in ((server, "api.internal.test"), (other, "other.internal.test")):
+        run("openssl", "req", "-x509", "-key", str(key), "-subj", f"/CN={cn}", "-days", "2",
+            "-out", str(key.with_suffix(".crt")))
+    cert = str(server.with_suffix(".crt"))
+    run("openssl", "x509", "-in", cert, "-outform", "DER", "-out", str(d / "server.der"))
+    run("openssl", "pkcs12", "-export", "-inkey", str(server), "-in", str(server.with_suffix(".crt")),
+        "-passout", "pass:", "-out", str(d / "server.p12"))
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deploy@ci", "-f", str(d / "id_ed25519"))
+    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "someone@else", "-f", str(d / "unrelated"))
+    return {
+        "files": {name: (d / name).read_bytes() for name in (
+            "server.key", "server.crt", "other.crt", "server.der", "server.p12", "id_ed25519",
+            "id_ed25519.pub", "unrelated.pub")},
+        "server_spki": spki_of(server),
+    }
+
+
+def test_fingerprints_agree_with_openssl(material: dict[str, Any]) -> None:
+    files = material["files"]
+    key_id = pubkeys.private_key_id(files["server.key"].decode())
+    assert key_id == material["server_spki"]
+    [(fp, kind, subject)] = pubkeys.public_keys("/etc/ssl/certs/server.crt", files["server.crt"])
+    assert (fp, kind, subject) == (key_id, "certificate", "CN=api.internal.test")
+    [(fp_der, _, _)] = pubkeys.public_keys("/srv/cert.bin", files["server.der"])
+    assert fp_der == key_id
+    ssh_id = pubkeys.private_key_id(files["id_ed25519"].decode())
+    [(fp_ssh, kind_ssh, comment)] = pubkeys.public_keys("/root/.ssh/authorized_keys",
+                                                        b"# keys\n" + files["id_ed25519.pub"])
+    assert (fp_ssh, kind_ssh, comment) == (ssh_id, "ssh-public-key", "deploy@ci")
+    assert pubkeys.public_keys("/srv/notes.txt", files["id_ed25519.pub"]) == []  # not an authorized_keys
+
+
+def test_cli_reports_related(tmp_path: Path, layerleak: Layerleak, material: dict[str, Any]) -> None:
+    files = material["files"]
+    authorized = b"command=\"/bin/true\" " + files["unrelated.pub"] + files["id_ed25519.pub"]
+    layer0 = handmade.layer_tar([
+        handmade.directory("etc"), handmade.directory("etc/ssl"), handmade.directory("etc/ssl/certs"),
+        handmade.file("etc/ssl/certs/server.crt", files["server.crt"]),
+        handmade.file("etc/ssl/certs/other.crt", files["other.crt"]),
+        handmade.directory("root"), handmade.directory("root/.ssh"),
+        handmade.file("root/.ssh/authorized_keys", authorized),
+    ])
+    layer1 = handmade.layer_tar([
+        handmade.directory("srv"),
+        handmade.file("srv/tls.key", files["server.key"]),
+        handmade.file("srv/cert.bin", files["server.der"]),
+        handmade.file("srv/bundle.p12", files["server.p12"]),
+        handmade.file("srv/deploy_key", files["id_ed25519"]),
+    ])
+    history = [{"created_by": "COPY certs /"}, {"created_by": "COPY srv /srv"}]
+    layers = [layer0, layer1]
+    image = handmade.LegacyImage(["corr:1"], layers, handmade.image_config(layers, history))
+    archive = tmp_path / "corr.tar"
+    handmade.write_docker_archive(archive, [image])
+    run_ = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--no-progress", "--no-cache")
+    assert run_.returncode == 1, run_.describe()
+    findings = run_.report["findings"]
+    by_path = {(f["path"], f["inner_path"]): f for f in findings if f["rule_id"] == "private-key"}
+    server_places = {("certificate", 0, "/etc/ssl/certs/server.crt", "CN=api.internal.test"),
+                     ("certificate", 1, "/srv/cert.bin", "CN=api.internal.test"),
+                     ("keystore-certificate", 1, "/srv/bundle.p12", "CN=api.internal.test")}
+    for where in (("/srv/tls.key", None), ("/srv/bundle.p12", '[pkcs12 password=""]')):
+        related = by_path[where]["related"]
+        assert {(r["kind"], r["layer_index"], r["path"], r["detail"]) for r in related} == server_places
+        assert {r["spki_sha256"] for r in related} == {material["server_spki"]}
+    ssh = by_path[("/srv/deploy_key", None)]["related"]
+    assert [(r["kind"], r["path"], r["detail"]) for r in ssh] == [
+        ("ssh-public-key", "/root/.ssh/authorized_keys", "deploy@ci")
+    ]
+    assert all(f["related"] == [] for f in run_.report["findings"] if f["rule_id"] != "private-key")
