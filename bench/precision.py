@@ -9,7 +9,7 @@ own package registry):
 
     bench/build_node_image.sh       # bench/out/node.docker.tar: npm install of 28 popular SDKs
     bench/build_java_image.sh       # bench/out/java.docker.tar: a JRE and Debian's Java libraries
-    bench/build_go_image.sh         # bench/out/go.docker.tar: Go SDKs in the module cache, a binary
+    bench/build_go_image.sh         # bench/out/go.docker.tar: Go programs and Go SDK sources (Debian)
 
 With ``--plant``, a copy of the image gets one extra layer of credential files with fresh fake
 secrets (the same kinds the tests plant), and the run also checks that every planted secret is

@@ -71,6 +71,7 @@ MIN_B64 = 16  # encoded characters: 12 decoded bytes, shorter values hold no sec
 MIN_DECODED = 12  # bytes a decoded value must have (every decoder)
 MAX_RUN = 64 * 1024  # longer runs are data (images, archives), not a value
 MAX_B64 = MAX_RUN
+MAX_JSON_STRING = 4096  # a longer JSON string is a whole embedded file (a source map's sources)
 MAX_DEPTH = 2  # a value inside a decoded value, and no deeper
 MAX_B64_DEPTH = MAX_DEPTH
 CONTEXT = 256  # bytes of the surrounding line kept on each side of a decoded value
@@ -132,6 +133,7 @@ class Decoder:
     gate: bytes | None = None
     transparent: bool = False
     min_run: int = 0  # shorter runs are not decoded
+    max_run: int = MAX_RUN  # nor longer ones
 
 
 def decode_base64(run: bytes) -> bytes | None:
@@ -215,6 +217,7 @@ DECODERS: tuple[Decoder, ...] = (
         gate=b"\\",
         transparent=True,
         min_run=16,
+        max_run=MAX_JSON_STRING,
     ),
 )
 
@@ -255,7 +258,7 @@ def _runs(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
             group = m.lastindex
             decoder = one.decoders[group - 1]
             start, end = m.span(group)
-            if not decoder.min_run <= end - start <= MAX_RUN:
+            if not decoder.min_run <= end - start <= decoder.max_run:
                 continue
             if end < len(text) and text[end] in decoder.tail:
                 continue
