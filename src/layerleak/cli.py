@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +23,7 @@ from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exi
 from layerleak.findings.suppress import Baseline, Suppressor
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.report.atomic import AtomicFile, write_atomic
 from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
 from layerleak.report.interface import Renderer, RenderOptions
@@ -31,7 +34,9 @@ from layerleak.scan.layers import default_jobs
 from layerleak.settings import Settings, find_config, load_settings
 from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
+from layerleak.sources.targets import reads_stdin
 from layerleak.store.cache import LayerCache
+from layerleak.store.results.record import ScanRecorder, read_targets
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -49,15 +54,67 @@ def _check_platform(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command stopped by Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: raised in the main thread wherever it is, so every ``finally``
+    runs (worker processes are stopped, a partial -o file is removed), then one line and
+    128 + the signal's number. Not a KeyboardInterrupt: click would turn that into exit 1."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+class _Main(click.Group):
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        handlers: dict[signal.Signals, Any] = {}
+        try:
+            try:
+                for wanted in (signal.SIGINT, signal.SIGTERM):
+                    handlers[wanted] = signal.signal(wanted, _stop)
+            except ValueError:  # not the main thread (an embedding caller): leave signals alone
+                pass
+            return super().main(*args, **kwargs)
+        except Stopped as stop:
+            for quiet in handlers:  # a second Ctrl-C while we say goodbye changes nothing
+                signal.signal(quiet, signal.SIG_IGN)
+            word = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+            click.echo(f"layerleak: {word}", err=True)
+            sys.exit(EXIT_INTERRUPTED if stop.signum == signal.SIGINT else EXIT_TERMINATED)
+        finally:
+            for restored, handler in handlers.items():
+                signal.signal(restored, handler)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="layerleak")
 def main() -> None:
     """Find secrets baked into container image layers."""
     return_large_buffers()
 
 
+def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--ca-file and --cert-dir, for every command that may read a registry."""
+    command = click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+                           help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key "
+                                "(as certs.d/HOST).")(command)
+    return click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+                        help="Registries: also trust the CA certificates in this PEM file.")(command)
+
+
 @main.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
+@click.option("--from-file", "from_file", metavar="FILE",
+              help="Also scan the targets listed in FILE, one a line (# comments); - reads stdin.")
+@click.option("--db", "db_url", metavar="URL",
+              help="Also record the results in this database (SQLite PATH or postgresql://...).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
@@ -85,10 +142,7 @@ def main() -> None:
               help="Read the registry password from stdin (else env LAYERLEAK_PASSWORD).")
 @click.option("--insecure", is_flag=True,
               help="Registries: allow plain HTTP and do not verify TLS certificates.")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
-              help="Registries: also trust the CA certificates in this PEM file.")
-@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
-              help="Registries: trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
+@_ca_options
 @click.option("--no-cache", is_flag=True,
               help="Neither read nor write the layer cache (env LAYERLEAK_CACHE_DIR moves it).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
@@ -110,6 +164,8 @@ def main() -> None:
 def scan(
     ctx: click.Context,
     targets: tuple[str, ...],
+    from_file: str | None,
+    db_url: str | None,
     fmt: str,
     output: Path | None,
     show_secrets: bool,
@@ -149,7 +205,24 @@ def scan(
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
+    if password_stdin and any(reads_stdin(t) for t in targets):
+        _fail("--password-stdin and a target read from stdin cannot share it: use env LAYERLEAK_PASSWORD")
+        sys.exit(EXIT_ERROR)
+    if from_file == "-" and password_stdin:
+        _fail("--from-file - and --password-stdin both read stdin: put the targets in a file")
+        sys.exit(EXIT_ERROR)
+    if from_file == "-" and any(reads_stdin(t) for t in targets):
+        _fail("--from-file - and a target read from stdin cannot share it: put the targets in a file")
+        sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        targets = (*targets, *(read_targets(from_file) if from_file else ()))
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    if not targets:
+        _fail("name at least one TARGET, or --from-file FILE")
+        sys.exit(EXIT_ERROR)
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
         source=SourceOptions(username=username, password=password, insecure=insecure,
@@ -159,6 +232,7 @@ def scan(
     )
     try:
         cache = None if no_cache else LayerCache.open_default()
+        recorder = ScanRecorder(db_url, engine.ruleset) if db_url else None
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -168,7 +242,7 @@ def scan(
     render_options = _render_options(output, color, {r.id: r for r in engine.rules})
     # A format of independent records (jsonl) is written as each target ends: a pipeline reads
     # the first image's findings while the next is scanned.
-    stream = _open_output(output) if chosen.streams else None
+    stream, partial = _open_output(output) if chosen.streams else (None, None)
     results: list[TargetResult] = []
     try:
         with layer_progress(not no_progress) as progress:
@@ -179,15 +253,30 @@ def scan(
                     else:
                         click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 kept = suppressor.apply(result)
+                if recorder is not None:
+                    recorder.record(kept)
                 results.append(kept)
                 if stream is not None:
                     chosen.write_target(kept, render_options, stream)
                     stream.flush()
+    except LayerleakError as exc:  # the results database failed: one line, no half-written -o file
+        if partial is not None:
+            partial.discard()
+            partial = None
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    except BaseException:  # interrupted, or failed: no half-written -o file is left behind
+        if partial is not None:
+            partial.discard()
+            partial = None
+        raise
     finally:
         if cache is not None:
             cache.close()
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
+        if recorder is not None:
+            recorder.close()
+        if partial is not None:
+            _commit(partial)
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
     if stream is None:
         _emit(report, chosen, output, render_options)
@@ -208,6 +297,7 @@ def scan(
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@_ca_options
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), is_eager=True,
@@ -285,13 +375,23 @@ def _render_options(output: Path | None, color: str, rules: dict[str, Rule]) -> 
     )
 
 
-def _open_output(output: Path | None) -> TextIO:
+def _open_output(output: Path | None) -> tuple[TextIO, AtomicFile | None]:
+    """stdout, or the -o file being written (it replaces FILE when complete: report/atomic.py)."""
     if output is None:
-        return sys.stdout
+        return sys.stdout, None
     try:
-        return output.open("w", encoding="utf-8")
+        partial = AtomicFile(output)
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror}")
+        sys.exit(EXIT_ERROR)
+    return partial.file, partial
+
+
+def _commit(partial: AtomicFile) -> None:
+    try:
+        partial.commit()
+    except OSError as exc:
+        _fail(f"cannot write {partial.path}: {exc.strerror}")
         sys.exit(EXIT_ERROR)
 
 
@@ -299,7 +399,7 @@ def _emit(report: ScanReport, chosen: Renderer, output: Path | None, options: Re
     text = chosen.render(report, options)
     if output is not None:
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomic(output, text)
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror}")
             sys.exit(EXIT_ERROR)
@@ -363,11 +463,13 @@ def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@_ca_options
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache.")
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tuple[Path, ...],
                    min_confidence: str, show_secrets: bool, username: str | None, password_stdin: bool,
-                   insecure: bool, no_cache: bool, no_progress: bool) -> None:
+                   insecure: bool, ca_file: str | None, cert_dir: str | None, no_cache: bool,
+                   no_progress: bool) -> None:
     """The image's build, step by step: each layer's digest, size, step, files added, deleted
     and overwritten, and its findings by status; steps that made no layer in place."""
     from layerleak.report.layers import layers_json, layers_table
@@ -375,7 +477,8 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
     from layerleak.sources.targets import open_target
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    source_options = SourceOptions(username=username, password=password, insecure=insecure, platform=platform)
+    source_options = SourceOptions(username=username, password=password, insecure=insecure,
+                                   ca_file=ca_file, cert_dir=cert_dir, platform=platform)
     cache = None
     try:
         engine = Engine(load_rules(rule_paths))
@@ -412,9 +515,10 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
 @click.option("--username", metavar="USER", help="Registry user name; pair with --password-stdin.")
 @click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
 @click.option("--insecure", is_flag=True, help="Registries: allow plain HTTP and unverified TLS.")
+@_ca_options
 def extract_command(target: str, path: str, layer_index: int, output: Path, as_tar: bool,
                     image_name: str | None, platform: str | None, username: str | None,
-                    password_stdin: bool, insecure: bool) -> None:
+                    password_stdin: bool, insecure: bool, ca_file: str | None, cert_dir: str | None) -> None:
     """Write PATH exactly as layer N stores it, even if a later layer deleted it (evidence).
 
     Prints the sha256 of what was written and the layer's digests. Symbolic links are never
@@ -424,7 +528,8 @@ def extract_command(target: str, path: str, layer_index: int, output: Path, as_t
     from layerleak.sources.targets import open_target
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    source_options = SourceOptions(username=username, password=password, insecure=insecure, platform=platform)
+    source_options = SourceOptions(username=username, password=password, insecure=insecure,
+                                   ca_file=ca_file, cert_dir=cert_dir, platform=platform)
 
     try:
         done = extract(lambda: open_target(target, source_options), path, layer_index, output,
@@ -438,3 +543,13 @@ def extract_command(target: str, path: str, layer_index: int, output: Path, as_t
     click.echo(f"sha256:{done.sha256}  {done.size} bytes  {what}  {escape(done.path)}{via}")
     click.echo(f"layer {done.layer_index}  diff_id {done.diff_id or '-'}  blob {done.blob_digest or '-'}")
     click.echo(f"image {escape(done.image)}  written to {escape(str(output))}")
+
+
+def _register_fleet() -> None:
+    from layerleak.cli_fleet import db, registry
+
+    main.add_command(registry)
+    main.add_command(db)
+
+
+_register_fleet()

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import handmade
+import plant
 import pytest
 
 from layerleak.detect.engine import Engine
@@ -311,20 +312,7 @@ def test_cli_scan_reports_gitleaks_rule_findings(
 # title and minVersion, a global [allowlist] with description, paths, regexes and stopwords, rules
 # with and without entropy, one secretGroup, rule allowlists with regexTarget, a path-only rule,
 # and ids that are also built-in ids here. Plus what a user's copy of it may do: define an id twice.
-def _checksummed(prefix: str) -> str:
-    """A token of GitHub's format whose CRC32 checks out (a bad one is demoted to low confidence)."""
-    import zlib
-
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    body = fake(30)
-    number, check = zlib.crc32(body.encode()), ""
-    while number:
-        number, rest = divmod(number, 62)
-        check = digits[rest] + check
-    return prefix + body + check.rjust(6, "0")
-
-
-GHO = _checksummed("gho_")
+GHO = "gho_" + plant.github_pat_classic()[4:]  # with the CRC32 GitHub tokens carry (detect/validity.py)
 DEFAULT_LIKE_TOML = r"""
 title = "gitleaks config"
 minVersion = "v8.25.0"

@@ -187,3 +187,29 @@ def test_extract_picks_an_image_of_a_multi_image_archive(layerleak: Layerleak, h
                     "-o", str(tmp_path / "b.env"))
     assert run.returncode == 0, run.describe()
     assert (tmp_path / "b.env").read_text().startswith("# deploy\nGH_TOKEN=ghp_")
+
+
+@pytest.mark.builder
+def test_leaky_image_deleted_secrets_are_extractable_and_on_the_timeline(
+    layerleak: Layerleak, leaky_image: Built, tmp_path: Path
+) -> None:
+    """On the buildah-built image: every file secret a later layer deleted is on the timeline of
+    the layer that added it, and `extract` gives it back byte for byte from that layer."""
+    target = leaky_image.target("leaky")
+    planted = [p for p in leaky_image.fixtures["leaky"].secrets
+               if p.source == "layer" and p.status == "deleted" and p.path and p.layer_index is not None]
+    assert planted, "the leaky image plants deleted files"
+    timeline = json.loads(layerleak("layers", target, "--format", "json").stdout)
+    steps = {s["layer_index"]: s for s in timeline["images"][0]["steps"] if s["layer_index"] is not None}
+    assert len(steps) == leaky_image.fixtures["leaky"].layer_count
+    for n, p in enumerate(planted):
+        assert p.path is not None and p.layer_index is not None
+        assert steps[p.layer_index]["findings"]["deleted"] >= 1, (p.path, steps[p.layer_index])
+        assert steps[p.removed_in_layer]["files_deleted"] >= 1 if p.removed_in_layer is not None else True
+        out = tmp_path / f"evidence-{n}"
+        run = layerleak("extract", target, p.path, "--layer", str(p.layer_index), "-o", str(out))
+        assert run.returncode == 0, run.describe()
+        data = out.read_bytes()
+        assert p.value.encode() in data or p.value.replace("\n", "\\n").encode() in data, p.path
+        assert f"sha256:{hashlib.sha256(data).hexdigest()}" in run.stdout
+        assert p.value not in run.stdout, "extract prints digests, never the secret"

@@ -178,3 +178,66 @@ def test_exit_zero_reports_but_passes(rebuilt: Rebuilt, tmp_path: Path) -> None:
     run = layerleak("scan", f"docker-archive:{rebuilt.v2}", "--no-cache", "--exit-zero", "--format", "json",
                     cwd=tmp_path, home=tmp_path)
     assert run.code == 0 and len(run.report["findings"]) == 3
+
+
+@pytest.mark.builder
+def test_baseline_and_ignore_survive_a_real_buildah_rebuild(tmp_path: Path) -> None:
+    """The same Containerfile built twice with buildah, the second time with a new first layer,
+    moved lines and one new secret: only the new secret is reported, and the job fails on it."""
+    import shutil
+
+    import build_images
+
+    try:
+        build_images.require_tools()
+        busybox = build_images.find_static_busybox()
+    except build_images.BuildError as error:
+        message = f"{'=' * 20} buildah rebuild not tested: {error}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    kept, deleted, new = plant.github_pat_classic(), plant.github_pat_classic(), plant.github_pat_classic()
+    builds = {
+        "v1": ("", f"GITHUB_TOKEN={kept}\n", f"token: {deleted}\n", ""),
+        "v2": ("COPY README /usr/README\n", f"# rebuilt\n\n\nGITHUB_TOKEN={kept}\n",
+               f"# moved\nurl: x\ntoken: {deleted}\n", "COPY new.yml /srv/new.yml\n"),
+    }
+    archives = {}
+    with build_images.private_storage() as buildah:
+        for name, (extra, env, conf, tail) in builds.items():
+            context = tmp_path / f"context-{name}"
+            context.mkdir()
+            shutil.copy2(busybox, context / "busybox")
+            (context / "README").write_text("a new base layer\n")
+            (context / "app.env").write_text(env)
+            (context / "deploy.conf").write_text(conf)
+            (context / "new.yml").write_text(f"t: {new}\n")
+            (context / "Containerfile").write_text(
+                "FROM scratch\nCOPY busybox /bin/busybox\n" + extra
+                + "COPY app.env /app/.env\nCOPY deploy.conf /etc/deploy.conf\n"
+                + 'RUN ["/bin/busybox", "rm", "/etc/deploy.conf"]\n' + tail
+            )
+            buildah.run("bud", "--layers", "--isolation", "chroot", "--quiet", "-t", f"localhost/app:{name}",
+                        "-f", "Containerfile", ".", cwd=context)
+            archives[name] = tmp_path / f"{name}.tar"
+            spec = f"docker-archive:{archives[name]}:app:{name}"
+            buildah.run("push", "--quiet", f"localhost/app:{name}", spec)
+    baseline = tmp_path / "baseline.json"
+    made = layerleak("baseline", f"docker-archive:{archives['v1']}", "-o", str(baseline), "--no-cache",
+                     cwd=tmp_path, home=tmp_path)
+    assert made.code == 0, made.stderr
+    before = {(f["path"], f["line"], f["layer_digest"]) for f in json.loads(baseline.read_text())["findings"]}
+    full = layerleak("scan", f"docker-archive:{archives['v2']}", "--format", "json", "--no-cache",
+                     cwd=tmp_path, home=tmp_path).report
+    after = {(f["path"], f["line"], f["layer_digest"]) for f in full["findings"]}
+    assert len(before) == 2 and len(after) == 3 and not before & after, (before, after)
+    run = layerleak("scan", f"docker-archive:{archives['v2']}", "--format", "json", "--no-cache",
+                    "--baseline", str(baseline), cwd=tmp_path, home=tmp_path)
+    assert run.code == 1 and [f["path"] for f in run.report["findings"]] == ["/srv/new.yml"]
+    assert run.report["baselined"] == 2
+    new_fp = next(f["fingerprint"] for f in full["findings"] if f["path"] == "/srv/new.yml")
+    (tmp_path / ".layerleak.toml").write_text(f'[[ignore]]\nfingerprint = "{new_fp}"\nreason = "test"\n')
+    run = layerleak("scan", f"docker-archive:{archives['v2']}", "--no-cache", "--baseline", str(baseline),
+                    cwd=tmp_path, home=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    assert "2 baselined" in run.stdout and "1 ignored" in run.stdout

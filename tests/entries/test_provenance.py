@@ -323,3 +323,34 @@ def test_real_npm_install(layerleak: Layerleak, npm_project: Path, tmp_path: Pat
     assert found[tokens["unpublished"]][1:] == ("high", None)
     assert found[tokens["npmrc"]][0] == "/app/node_modules/ms/.npmrc" and found[tokens["npmrc"]][2] is None
     assert found[tokens["unlocked"]] == ("/app/node_modules/rogue/index.js", "high", None)
+
+
+def test_a_file_too_large_to_digest_is_vendor_by_path_only() -> None:
+    """The walk digests files that fit in its first chunk; a larger one has no digests (an empty
+    set): an npm package still vouches for it by path, a package database never does."""
+    known = _npm_known(_pkg("big"))
+    known["/usr/share/doc/x/big.conf"] = {"md5:" + hashlib.md5(b"x").hexdigest()}
+    files = {f"{NM}/big/dist/bundle.js": frozenset(), "/usr/share/doc/x/big.conf": frozenset()}
+    assert provenance.vendored([(0, known, files)]) == {(0, f"{NM}/big/dist/bundle.js")}
+
+
+def test_a_large_file_is_digested_on_the_way(layerleak: Layerleak, tmp_path: Path) -> None:
+    """A file larger than the walk's first chunk (8 MiB) still matches its dpkg md5sums."""
+    token = plant.github_pat_classic()
+    big = b"x" * (9 << 20) + f"\ntoken = {token}\n".encode()
+    changed = big.replace(b"x", b"y", 1)
+    files = {
+        "usr/lib/libbig.so": big,
+        "usr/lib/libbig2.so": changed,
+        "var/lib/dpkg/info/big.md5sums": (
+            f"{hashlib.md5(big).hexdigest()}  usr/lib/libbig.so\n"
+            f"{hashlib.md5(big).hexdigest()}  usr/lib/libbig2.so\n"
+        ).encode(),
+    }
+    layer = _layer(files)
+    config = handmade.image_config([layer], [{"created_by": "RUN apt-get install big"}])
+    archive = tmp_path / "big.tar"
+    handmade.write_docker_archive(archive, [handmade.LegacyImage(["big:1"], [layer], config)])
+    run = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--min-confidence", "low")
+    found = {f["path"]: (f["confidence"], f["reason"]) for f in run.report["findings"]}
+    assert found == {"/usr/lib/libbig.so": ("low", "vendor"), "/usr/lib/libbig2.so": ("high", None)}

@@ -305,3 +305,21 @@ def test_client_certificate_without_its_key(mtls: TlsRegistry, tmp_path: Path) -
     env = mtls.env(tmp_path, LAYERLEAK_CERTS_D=str(tmp_path / "certs.d"))
     line = _one_error(mtls.scan(tmp_path, mtls.target(), env=env))
     assert "client.cert has no key client.key" in line
+
+
+@pytest.mark.parametrize("command", ["layers", "baseline", "extract"])
+def test_every_registry_command_takes_the_ca_options(
+    tls_anon: TlsRegistry, tmp_path: Path, command: str
+) -> None:
+    ca = ["--ca-file", str(tls_anon.tls.ca_cert), "--platform", "linux/amd64"]
+    out = tmp_path / "out"
+    args = {
+        "layers": ["layers", *ca, "--no-progress", "--format", "json", tls_anon.target()],
+        "baseline": ["baseline", *ca, "--no-progress", "-o", str(out), tls_anon.target()],
+        "extract": ["extract", *ca, "--layer", "0", "-o", str(out), tls_anon.target(), "/app/.env"],
+    }[command]
+    run = layerleak(*args, env=tls_anon.env(tmp_path))
+    assert run.returncode == 0, run.describe()
+    assert "TLS failed" not in run.stderr
+    if command != "layers":
+        assert out.stat().st_size > 0

@@ -37,8 +37,10 @@ for the files its older version installed below. On merged-/usr systems a record
 also vouches for ``/usr/bin/x``. Byte code (``__pycache__/*.pyc``) is compiled after installation
 and recorded nowhere: it counts as vendor content when its ``.py`` source is recorded by a package
 and was not itself found modified. Only files and databases that fit in the first
-chunk the walk reads (8 MiB) are digested or parsed; a larger file with a match keeps its
-confidence (it is reported, never hidden).
+chunk the walk reads (8 MiB) are parsed. A file that fits is digested with every algorithm;
+a larger one is digested on the way with one (SHA-256 under ``site-packages`` and
+``/usr/local/lib/python*``, else MD5), so a large file is vendor content for dpkg and Python
+records, never for apk's SHA-1; npm, Go modules and gems vouch by path whatever the size.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ import json
 import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
+
+
+class Reader(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 VENDOR = "vendor"
 
@@ -228,6 +235,31 @@ def file_digests(data: bytes) -> frozenset[str]:
     )
 
 
+
+
+class Hashing:
+    """A reader that digests what passes through it: for files too large to hold whole. One
+    algorithm, chosen by where the file is (pip's RECORD under ``site-packages`` or
+    ``/usr/local/lib/python*``: SHA-256; else dpkg's MD5), so the
+    cost stays one hash over large files; :meth:`digests` reads what the scan left unread."""
+
+    def __init__(self, inner: Reader, path: str) -> None:
+        self.inner = inner
+        pip = "/site-packages/" in path or path.startswith("/usr/local/lib/python")
+        self.algo = "sha256" if pip else "md5"
+        self.hash = hashlib.new(self.algo, usedforsecurity=False)
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self.inner.read(n)
+        self.hash.update(data)
+        return data
+
+    def digests(self) -> frozenset[str]:
+        while self.read(1 << 20):
+            pass
+        return frozenset({f"{self.algo}:{self.hash.hexdigest()}"})
+
+
 def vendored(
     layers: Iterable[tuple[int, Mapping[str, set[str]], Mapping[str, frozenset[str]]]],
 ) -> set[tuple[int, str]]:
@@ -245,7 +277,7 @@ def vendored(
         path
         for _, _, files in layers
         for path, digests in files.items()
-        if path in known and known[path].isdisjoint(digests)
+        if digests and path in known and known[path].isdisjoint(digests)
     }
     return {
         (index, path)

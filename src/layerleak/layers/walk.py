@@ -14,14 +14,15 @@ import tarfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 import zstandard
+from isal import igzip_lib
 
 from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
-from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, LayerLimits, limit_text
+from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
 from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed_kind
 from layerleak.models import Match
@@ -72,6 +73,10 @@ class LayerScan:
 
 
 def normalize(name: str) -> str:
+    """The absolute path of a member name. Bytes that are not UTF-8 (kept by tarfile as lone
+    surrogates) become the text ``\\xNN``, so every path is a string any encoder takes."""
+    if not name.isascii():
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name.lstrip("/"))
 
 
@@ -162,7 +167,14 @@ def scan_layer_part(
     return result
 
 
-_DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError)
+_DAMAGE: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    zstandard.ZstdError,
+    cast(type[BaseException], igzip_lib.IsalError),  # a corrupt gzip layer, inflated by isal
+)
 
 
 def _walk(
@@ -247,13 +259,16 @@ def _visit(
     # Hardlinks and symlinks point at content scanned elsewhere: never scan it twice.
     if not member.isreg() or member.size == 0:
         return
-    f: IO[bytes] | targuard.SparseData | None = tar.extractfile(member)
+    f: IO[bytes] | targuard.SparseData | provenance.Hashing | None = tar.extractfile(member)
     if f is None:
         return
     if member.issparse():
         f = targuard.SparseData(f, member)
     if repos.take(path, f):  # a git object file: read with its repository
         return
+    hashing = None
+    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
+        f = hashing = provenance.Hashing(f, path)
     first = f.read(FILE_HEAD)
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
@@ -262,14 +277,19 @@ def _visit(
         return
     result.files_scanned += 1
     hits_before = len(result.hits)
-    for inner_path, match in matches:
+    cap = DEFAULT_LIMITS.max_matches
+    for count, (inner_path, match) in enumerate(matches):
+        if count >= cap:
+            notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
+                         "was not scanned")
+            break
         key_id = pubkeys.private_key_id(match.secret)
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
     for fp, kind, detail in pubkeys.public_keys(path, first):
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
-    if whole and len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first)
+    if len(result.hits) > hits_before:
+        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)

@@ -93,15 +93,22 @@ def layers_table(timelines: Sequence[Timeline], width: int | None) -> str:
         rows = [list(HEADER)] + [_row(s) for s in t.steps]
         widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
         right = {0, 1, 3, 5, 6, 7}
-        for n, (row, step) in enumerate(zip(rows, (None, *t.steps), strict=True)):
+        prefix = 2 + sum(widths) + 2 * len(widths)
+        # Too narrow for the step beside the columns: each step goes on a line of its own.
+        below = width is not None and width - prefix < 40
+        for row, step in zip(rows, (None, *t.steps), strict=True):
             cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
-            line = "  " + "  ".join(cells) + "  "
-            room = None if width is None else max(width - len(line), 20)
-            if n == 0:
-                tail = "CREATED BY"
+            line = "  " + "  ".join(cells)
+            text = ""
+            if step is None:
+                text = "" if below else "CREATED BY"
+            elif step.created_by:
+                text = fit_step(step.created_by, None if width is None else width - (6 if below else prefix))
+            if below:
+                out.append(line.rstrip())
+                if text:
+                    out.append("      " + text)
             else:
-                assert step is not None
-                tail = fit_step(step.created_by, room) if step.created_by else ""
-            out.append((line + tail).rstrip())
+                out.append((line + "  " + text).rstrip())
         out.append("")
     return "\n".join(out)

@@ -188,7 +188,6 @@ def sarif_dict(report: ScanReport, findings: list[Finding], options: RenderOptio
                 "rules": rules,
             }
         },
-        "automationDetails": {"id": f"layerleak/{report.ruleset}/"},
         "results": results,
         "invocations": [
             {

@@ -19,6 +19,7 @@ import hashlib
 import io
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -160,9 +161,17 @@ def _from_cache(
 _engine: Engine | None = None
 
 
+def _leave_signals_to_the_parent() -> None:
+    """Ctrl-C reaches the whole process group: a worker ignores it (and SIGTERM) instead of
+    printing a traceback, and the parent, which stops with one line, kills its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _init_worker(rules: Sequence[Rule], gate: str) -> None:
     """A spawned worker builds its own engine."""
     global _engine
+    _leave_signals_to_the_parent()
     return_large_buffers()
     _engine = Engine(rules, gate=gate)
 
@@ -170,6 +179,7 @@ def _init_worker(rules: Sequence[Rule], gate: str) -> None:
 def _init_forked(engine: Engine) -> None:
     """A forked worker has the parent's engine already built."""
     global _engine
+    _leave_signals_to_the_parent()
     return_large_buffers()
     _engine = engine
 
@@ -338,7 +348,8 @@ def _run_pool(
     """Run the tasks; meanwhile a thread of this (otherwise waiting) process hashes the
     ``regions`` of split layers into ``digests``. It starts after the workers are forked."""
     found: dict[_Task, LayerScan] = {}
-    with _pool(engine, min(jobs, len(tasks))) as pool:
+    pool = _pool(engine, min(jobs, len(tasks)))
+    try:
         pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
         hasher = None
         if regions:
@@ -355,4 +366,17 @@ def _run_pool(
                     hook(task.size)
         if hasher is not None:
             hasher.join()
+    except BaseException:  # interrupted (or a worker failed): stop the workers now, not after their tasks
+        _kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return found
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to stop running workers before Python 3.14
+    # (terminate_workers): kill them; the executor then sees them gone and winds down at once
+    # (waiting for that keeps its exit hook from writing to a pipe it has closed).
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)

@@ -174,7 +174,9 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         if claimed is not None and claimed != image_id:
             errors.append(f"{what} does not match its digest: expected {claimed}, content is {image_id}")
         diff_ids = _diff_ids(config)
-        raw_paths = _capped_layers(as_list(entry.get("Layers")), errors)
+        if not isinstance(entry.get("Layers"), list):
+            raise ImageFormatError(f"manifest.json entry {pos}: Layers is not a list")
+        raw_paths = _capped_layers(entry["Layers"], errors)
         layer_paths = []
         for i, path in enumerate(raw_paths):
             if isinstance(path, str) and path:
