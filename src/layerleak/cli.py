@@ -9,15 +9,15 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
+# Only what parsing the command line needs is imported here: `layerleak --version` and `--help`
+# start in a few tens of milliseconds. The scanner (rules, engine, layer walk, sources, cache,
+# renderers) is imported by the command that runs it (tests/test_startup.py checks the list).
 from layerleak import __version__
-from layerleak.detect.engine import Engine
 from layerleak.detect.gate import GATES
-from layerleak.detect.rules import Rule, load_rules, ruleset_hash
-from layerleak.detect.select import select_rules
 from layerleak.errors import LayerleakError, UsageError
 from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exit_code, parse_fail_on
 from layerleak.findings.suppress import Baseline, Suppressor
@@ -26,17 +26,14 @@ from layerleak.models import Confidence, ScanReport, TargetResult
 from layerleak.report.atomic import AtomicFile, write_atomic
 from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
-from layerleak.report.interface import Renderer, RenderOptions
-from layerleak.report.progress import layer_progress
-from layerleak.report.rules import rule_detail, rule_dict, rules_json, rules_table
-from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
-from layerleak.scan.layers import default_jobs
+from layerleak.report.interface import RenderOptions
 from layerleak.settings import Settings, find_config, load_settings
 from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
-from layerleak.sources.targets import reads_stdin
-from layerleak.store.cache import LayerCache
-from layerleak.store.results.record import ScanRecorder, read_targets
+
+if TYPE_CHECKING:
+    from layerleak.detect.rules import Rule
+    from layerleak.report.interface import Renderer
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -193,6 +190,15 @@ def scan(
     TARGET is docker-archive:PATH, oci-archive:PATH, oci:DIR[:REF], docker-daemon:NAME[:TAG],
     docker://HOST/REPO[:TAG|@DIGEST], or a path to an archive or OCI layout (detected).
     """
+    from layerleak.detect.engine import Engine
+    from layerleak.detect.rules import load_rules
+    from layerleak.detect.select import select_rules
+    from layerleak.report.progress import layer_progress
+    from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
+    from layerleak.scan.layers import default_jobs
+    from layerleak.sources.targets import reads_stdin
+    from layerleak.store.cache import LayerCache
+
     settings: Settings = ctx.meta.get(SETTINGS_KEY, Settings())
     try:
         rules = select_rules(load_rules(rule_paths, warn=_warn), disable_rules, enable_rules,
@@ -216,7 +222,10 @@ def scan(
         sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
-        targets = (*targets, *(read_targets(from_file) if from_file else ()))
+        if from_file:
+            from layerleak.store.results.record import read_targets
+
+            targets = (*targets, *read_targets(from_file))
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -232,7 +241,11 @@ def scan(
     )
     try:
         cache = None if no_cache else LayerCache.open_default()
-        recorder = ScanRecorder(db_url, engine.ruleset) if db_url else None
+        recorder = None
+        if db_url:
+            from layerleak.store.results.record import ScanRecorder
+
+            recorder = ScanRecorder(db_url, engine.ruleset)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -418,6 +431,9 @@ def _warn(message: str) -> None:
 @click.pass_context
 def rules_group(ctx: click.Context, rule_paths: tuple[Path, ...], fmt: str) -> None:
     """List the rules in use (built-in plus --rules); `rules show ID` for one in full."""
+    from layerleak.detect.rules import ruleset_hash
+    from layerleak.report.rules import rules_json, rules_table
+
     ctx.obj = rule_paths
     if ctx.invoked_subcommand is not None:
         return
@@ -431,6 +447,8 @@ def rules_group(ctx: click.Context, rule_paths: tuple[Path, ...], fmt: str) -> N
 @click.pass_obj
 def rules_show(rule_paths: tuple[Path, ...], rule_id: str, fmt: str) -> None:
     """One rule: its regex, keywords, checks, examples and references."""
+    from layerleak.report.rules import rule_detail, rule_dict
+
     rules = {r.id: r for r in _rules_or_exit(rule_paths)}
     rule = rules.get(rule_id)
     if rule is None:
@@ -443,6 +461,8 @@ def rules_show(rule_paths: tuple[Path, ...], rule_id: str, fmt: str) -> None:
 
 
 def _rules_or_exit(rule_paths: tuple[Path, ...]) -> list[Rule]:
+    from layerleak.detect.rules import load_rules
+
     try:
         return load_rules(rule_paths, warn=_warn)
     except LayerleakError as exc:
@@ -472,9 +492,15 @@ def layers_command(target: str, fmt: str, platform: str | None, rule_paths: tupl
                    no_progress: bool) -> None:
     """The image's build, step by step: each layer's digest, size, step, files added, deleted
     and overwritten, and its findings by status; steps that made no layer in place."""
+    from layerleak.detect.engine import Engine
+    from layerleak.detect.rules import load_rules
     from layerleak.report.layers import layers_json, layers_table
+    from layerleak.report.progress import layer_progress
+    from layerleak.scan import ScanOptions
+    from layerleak.scan.layers import default_jobs
     from layerleak.scan.timeline import timelines
     from layerleak.sources.targets import open_target
+    from layerleak.store.cache import LayerCache
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     source_options = SourceOptions(username=username, password=password, insecure=insecure,

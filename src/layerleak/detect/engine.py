@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import importlib
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import IO, Any
 
 import ahocorasick
-import numpy as np
 
 from layerleak.detect import filters, validity
 from layerleak.detect.entropy import shannon_entropy
-from layerleak.detect.gate import make_gate
+from layerleak.detect.gate import GATES, Gate, make_gate
 from layerleak.detect.rules import (
     SECRET_GROUP,
     Allowlist,
@@ -37,6 +38,8 @@ OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary
 LINE_CONTEXT = 1024  # characters of a match's line, each side, given to the filters
 SHORT_ENTROPY_SHARE = 0.85  # a short secret needs this share of the entropy its length allows
 MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit windows
+NO_GATE_BELOW = 1024  # a buffer this small is walked whole: calling a gate costs about what that does,
+# and a rescan from the cache (which scans only the image's build steps) never builds a gate
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +115,15 @@ class Engine:
                 unrestricted[kw] = free
         paths = [r.path_regex for r in self.rules if r.path_regex]
         self._any_path = compile_checked("|".join(f"(?:{p})" for p in paths), "path") if paths else None
-        self._automaton = _automaton(by_keyword)
-        self._gate = make_gate(gate, by_keyword)
-        self._plain_automaton = _automaton(unrestricted) if unrestricted else None
-        self._plain_gate = make_gate(gate, unrestricted) if unrestricted else None
+        # The automata and gates are built on the first scan (prepare()): a rescan answered
+        # from the cache never needs them, and Hyperscan's compile alone takes a tenth of a second.
+        if gate not in GATES:
+            raise ValueError(f"unknown gate {gate!r} (expected one of {', '.join(GATES)})")
+        if gate == "hyperscan":
+            importlib.import_module("hyperscan")  # ImportError now, not at the first scan
+        self._gate_choice = gate
+        self._by_keyword = by_keyword
+        self._unrestricted = unrestricted
         # Rules without keywords (gitleaks allows them) run over every chunk, whole. File-presence
         # rules (gitleaks' path-only rules) never run a regex: a matching path is the finding.
         self._always = tuple(i for i, r in enumerate(self.rules) if not r.keywords and not r.presence)
@@ -126,8 +134,34 @@ class Engine:
         )
         self._keyworded = bool(by_keyword)
         self._reach = max((len(kw) for kw in by_keyword), default=1) - 1  # past a span's end
-        self.gate = self._gate.name
         self._by_id = {r.id: r for r in self.rules}
+
+    @cached_property
+    def _automaton(self) -> Any:
+        return _automaton(self._by_keyword)
+
+    @cached_property
+    def _gate(self) -> Gate:
+        return make_gate(self._gate_choice, self._by_keyword)
+
+    @cached_property
+    def _plain_automaton(self) -> Any:
+        return _automaton(self._unrestricted) if self._unrestricted else None
+
+    @cached_property
+    def _plain_gate(self) -> Gate | None:
+        return make_gate(self._gate_choice, self._unrestricted) if self._unrestricted else None
+
+    @property
+    def gate(self) -> str:
+        """The gate in use (``auto`` resolved)."""
+        return self._gate.name
+
+    def prepare(self) -> Engine:
+        """Build the automata and gates now (before forking workers that share them)."""
+        for built in (self._automaton, self._gate, self._plain_automaton, self._plain_gate):
+            del built
+        return self
 
     def rule(self, rule_id: str) -> Rule:
         return self._by_id[rule_id]
@@ -160,10 +194,18 @@ class Engine:
     def _scan(self, data: bytes, path: str | None) -> list[Match]:
         if not data:
             return []
-        automaton, gate = (self._automaton, self._gate) if self._keyworded else (None, None)
-        if self._any_path is None or path is None or not self._any_path.search(path):
-            automaton, gate = self._plain_automaton, self._plain_gate
-        candidates = gate.spans(data) if gate is not None else []
+        # Files no path-restricted rule applies to get the automaton and gate without those
+        # rules' keywords. Either is built at its first use.
+        plain = self._any_path is None or path is None or not self._any_path.search(path)
+        automaton: Any = None
+        candidates: list[tuple[int, int]] = []
+        if self._unrestricted if plain else self._keyworded:
+            automaton = self._plain_automaton if plain else self._automaton
+            if len(data) <= NO_GATE_BELOW:
+                candidates = [(0, len(data))]  # the whole buffer, as the gate "none" gives: same hits
+            else:
+                gate = self._plain_gate if plain else self._gate
+                candidates = gate.spans(data) if gate is not None else []
         if not candidates and not self._always:
             return []  # no keyword anywhere: the automaton would find nothing
         windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
@@ -358,6 +400,8 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
             else:
                 merged.append((lo, hi))
         return merged
+    import numpy as np  # loaded by the first flood of hits, not by every start-up
+
     arrays = [(length, np.asarray(ends, dtype=np.int64)) for length, ends in groups]
     los = np.concatenate([a + (1 - length - w) for length, a in arrays])
     his = np.concatenate([a + (1 + w) for _, a in arrays])

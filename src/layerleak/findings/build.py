@@ -17,8 +17,8 @@ from layerleak.entries.config import ConfigText, config_texts
 from layerleak.findings.dedup import dedup
 from layerleak.findings.redact import scrub, scrub_build_args
 from layerleak.layers.history import layer_steps
+from layerleak.layers.scanned import LayerScan
 from layerleak.layers.status import file_status
-from layerleak.layers.walk import LayerScan
 from layerleak.models import (
     Confidence,
     Finding,

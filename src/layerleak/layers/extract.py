@@ -28,7 +28,7 @@ import zstandard
 
 from layerleak.errors import LayerleakError, UsageError
 from layerleak.layers.decompress import open_decompressed
-from layerleak.layers.walk import OPAQUE, WHITEOUT_PREFIX, normalize
+from layerleak.layers.scanned import OPAQUE, WHITEOUT_PREFIX, normalize
 from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
 from layerleak.sources.platforms import select
 

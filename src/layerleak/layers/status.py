@@ -13,7 +13,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
-from layerleak.layers.walk import KIND_DIR, LayerScan
+from layerleak.layers.scanned import KIND_DIR, LayerScan
 from layerleak.models import Status
 
 

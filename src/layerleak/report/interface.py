@@ -6,7 +6,7 @@ with a ``name`` (the ``--format`` value), a file ``extension`` and :meth:`Render
 format whose output is a sequence of independent records (``jsonl``) overrides
 :meth:`Renderer.write_target` so a caller that scans many images can write each target's lines as
 it ends (see docs/design.md, "A report format"). Register a renderer in
-:data:`layerleak.report.formats.RENDERERS`; the CLI's ``--format`` choice is built from it.
+:data:`layerleak.report.formats.FORMATS`; the CLI's ``--format`` choice is built from it.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from layerleak.detect.engine import Engine
 from layerleak.errors import ImageFormatError
 from layerleak.findings.build import assemble
-from layerleak.layers.walk import LayerScan, scan_layer
+from layerleak.layers.scanned import LayerScan
 from layerleak.models import ImageResult, ScanIssue
 from layerleak.scan.layers import LayerPlan, ProgressHook, scan_layers
 from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
@@ -47,6 +47,8 @@ def scan_source(
     scans: dict[str, LayerScan] = {}
     plan = LayerPlan(jobs=jobs, cache=cache, show_secrets=options.show_secrets)
     if source.streaming:
+        from layerleak.layers.walk import scan_layer  # the walk and its decoders: only to scan
+
         for key, stream in source.blobs(None):
             scans[key] = scan_layer(key, stream, engine, progress(key, None) if progress else None)
     try:

@@ -17,27 +17,28 @@ from __future__ import annotations
 
 import hashlib
 import io
-import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import IO
-
-from isal import igzip_threaded
+from typing import IO, TYPE_CHECKING
 
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import Rule
 from layerleak.errors import LayerleakError
 from layerleak.layers import tarindex
 from layerleak.layers.decompress import sniff_compression
-from layerleak.layers.walk import Hashing, LayerScan, merge, scan_layer, scan_layer_part
+from layerleak.layers.scanned import LayerScan, merge
 from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerCache
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+# The layer walk (and the decoders it imports), worker pools and threaded gzip are imported when
+# a layer is scanned: a rescan answered from the cache never loads them.
 
 ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
 
@@ -133,6 +134,8 @@ def scan_layers(
         if hook is not None:
             hook(loc.size)
     else:
+        from layerleak.layers.walk import scan_layer
+
         found = {}
         for key, stream in source.blobs(set(todo)):
             hook = progress(key, refs[key].size) if progress else None
@@ -177,7 +180,7 @@ def _init_worker(rules: Sequence[Rule], gate: str) -> None:
 
 
 def _init_forked(engine: Engine) -> None:
-    """A forked worker has the parent's engine already built."""
+    """A forked worker has the parent's engine already built (:meth:`Engine.prepare`)."""
     global _engine
     _leave_signals_to_the_parent()
     return_large_buffers()
@@ -189,7 +192,11 @@ def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
     modules imported and the engine built (a spawned worker spends most of a second on that).
     With another thread running, forking could copy a lock that thread holds, so they are
     spawned."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        engine.prepare()  # built once here, not once in every worker
         return ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init_forked, (engine,))
     return ProcessPoolExecutor(
         workers, multiprocessing.get_context("spawn"), _init_worker, (engine.rules, engine.gate)
@@ -219,6 +226,8 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
     """Scan one layer read straight from its file. A big gzip layer is decompressed on another
     thread; should that layer be corrupt, it is scanned again without the thread, so what was
     read before the damage is exactly what the straightforward path reports."""
+    from layerleak.layers.walk import Hashing, scan_layer
+
     with open(loc.path, "rb") as f:
         f.seek(loc.offset)
         head = f.read(4)
@@ -226,6 +235,8 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
         blob: IO[bytes] = io.BufferedReader(_Region(f, loc.size), buffer_size=1 << 20)
         if not (threaded and loc.size >= THREADED_GZIP_MIN and sniff_compression(head) == "gzip"):
             return scan_layer(key, blob, engine)
+        from isal import igzip_threaded
+
         compressed = Hashing(blob)  # the blob digest, hashed on the inflating thread
         stream = igzip_threaded.open(compressed, "rb", threads=1)  # type: ignore[no-untyped-call]
         scan: LayerScan | None = None
@@ -273,6 +284,8 @@ def scan_part(task: _Task, engine: Engine) -> LayerScan:
         return scan_located(task.key, task.loc, engine)
     # The file itself, not a view bounded to the layer: tarindex found the layer's end-of-archive
     # marker, and a part stops at a member, so nothing past the layer is taken for part of it.
+    from layerleak.layers.walk import scan_layer_part
+
     with open(task.loc.path, "rb", buffering=1 << 20) as f:
         f.seek(task.loc.offset + task.start)
         stop = None if task.stop is None else task.stop - task.start
@@ -291,6 +304,8 @@ def _scan_in_pool(
     jobs: int,
     progress: ProgressHook | None,
 ) -> dict[str, LayerScan]:
+    from concurrent.futures.process import BrokenProcessPool
+
     hooks = {k: progress(k, loc.size) if progress else None for k, loc in located.items()}
     split = {t.key for t in tasks if not t.whole}
     digests: dict[str, str | None] = {}
@@ -347,6 +362,8 @@ def _run_pool(
 ) -> dict[_Task, LayerScan]:
     """Run the tasks; meanwhile a thread of this (otherwise waiting) process hashes the
     ``regions`` of split layers into ``digests``. It starts after the workers are forked."""
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+
     found: dict[_Task, LayerScan] = {}
     pool = _pool(engine, min(jobs, len(tasks)))
     try:

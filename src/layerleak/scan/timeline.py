@@ -17,7 +17,7 @@ from layerleak.detect.engine import Engine
 from layerleak.findings.build import assemble
 from layerleak.findings.redact import scrub_build_args
 from layerleak.layers.history import history_entries
-from layerleak.layers.walk import KIND_DIR, LayerScan, scan_layer
+from layerleak.layers.scanned import KIND_DIR, LayerScan
 from layerleak.models import Confidence, ImageResult, SourceKind
 from layerleak.scan.image import ScanOptions
 from layerleak.scan.layers import LayerPlan, ProgressHook, scan_layers
@@ -137,6 +137,8 @@ def timelines(
     cache used); a target cut short is an error here, where a scan still reports what it read."""
     scans: dict[str, LayerScan] = {}
     if source.streaming:
+        from layerleak.layers.walk import scan_layer  # the walk and its decoders: only to scan
+
         for key, stream in source.blobs(None):
             scans[key] = scan_layer(key, stream, engine, progress(key, None) if progress else None)
     images = select(source.images(), options.platform, source.target)

@@ -33,7 +33,7 @@ import platformdirs
 
 from layerleak import __version__
 from layerleak.errors import StoreError
-from layerleak.layers.walk import LayerScan
+from layerleak.layers.scanned import LayerScan
 from layerleak.store.codec import HitRow, NotCacheable, decode_body, encode_body, file_hit, hit_row
 
 SCHEMA_VERSION = 2  # 2: redacted forms are short and fixed-size (version 1's could hold key material)

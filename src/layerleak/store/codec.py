@@ -14,7 +14,7 @@ import dataclasses
 import json
 from typing import Any
 
-from layerleak.layers.walk import FileHit, LayerScan
+from layerleak.layers.scanned import FileHit, LayerScan
 from layerleak.models import Confidence, Match, Validity
 from layerleak.store.sealed import SealedMatch, seal
 
