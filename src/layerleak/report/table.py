@@ -256,11 +256,13 @@ def summary_lines(report: ScanReport) -> list[str]:
             else:
                 counts[loc.status] += 1
     unique = len({f.fingerprint for f in findings})
+    metadata = any(f.location.source in (SourceKind.ANNOTATION, SourceKind.ATTESTATION) for f in findings)
+    outside = "in config, history, annotations or attestations" if metadata else "in config or history"
     lines = [
         f"{_plural(len(findings), 'finding')}, {_plural(unique, 'unique secret')}"
         + (
             f": {counts[Status.PRESENT]} present, {counts[Status.DELETED]} deleted but still extractable, "
-            f"{counts[Status.OVERWRITTEN]} overwritten, {elsewhere} in config or history"
+            f"{counts[Status.OVERWRITTEN]} overwritten, {elsewhere} {outside}"
             if findings else ""
         )
     ]
