@@ -70,6 +70,23 @@ def _stop(signum: int, _frame: object) -> None:
 
 
 class _Main(click.Group):
+    # Commands whose modules are heavy (the fleet: the results database, Dask): imported only
+    # when one of them runs, so `layerleak --version` and `scan` start without them.
+    LAZY = {"registry": "layerleak.cli_fleet", "db": "layerleak.cli_fleet"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.LAZY.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import importlib
+
+            command = getattr(importlib.import_module(module), cmd_name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         handlers: dict[signal.Signals, Any] = {}
         try:
@@ -569,13 +586,3 @@ def extract_command(target: str, path: str, layer_index: int, output: Path, as_t
     click.echo(f"sha256:{done.sha256}  {done.size} bytes  {what}  {escape(done.path)}{via}")
     click.echo(f"layer {done.layer_index}  diff_id {done.diff_id or '-'}  blob {done.blob_digest or '-'}")
     click.echo(f"image {escape(done.image)}  written to {escape(str(output))}")
-
-
-def _register_fleet() -> None:
-    from layerleak.cli_fleet import db, registry
-
-    main.add_command(registry)
-    main.add_command(db)
-
-
-_register_fleet()

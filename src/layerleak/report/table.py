@@ -258,11 +258,13 @@ def summary_lines(report: ScanReport) -> list[str]:
     unique = len({f.fingerprint for f in findings})
     metadata = any(f.location.source in (SourceKind.ANNOTATION, SourceKind.ATTESTATION) for f in findings)
     outside = "in config, history, annotations or attestations" if metadata else "in config or history"
+    places = sum(counts.values()) + elsewhere
     lines = [
-        f"{_plural(len(findings), 'finding')}, {_plural(unique, 'unique secret')}"
+        f"{_plural(len(findings), 'finding')} of {_plural(unique, 'unique secret')}"
         + (
-            f": {counts[Status.PRESENT]} present, {counts[Status.DELETED]} deleted but still extractable, "
-            f"{counts[Status.OVERWRITTEN]} overwritten, {elsewhere} {outside}"
+            f", in {_plural(places, 'place')}: {counts[Status.PRESENT]} present, {counts[Status.DELETED]} "
+            f"deleted but still extractable, {counts[Status.OVERWRITTEN]} overwritten, {elsewhere} "
+            f"{outside}"
             if findings else ""
         )
     ]
