@@ -239,6 +239,23 @@ def db_where(fingerprint: str, db_url: str | None, fmt: str) -> None:
     click.echo(render.where_json(answer) if fmt == "json" else render.where_table(answer), nl=False)
 
 
+@db.command("related")
+@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def db_related(db_url: str | None, fmt: str) -> None:
+    """Leaked private keys and the recorded certificates and public keys of the same key pair,
+    across every recorded image."""
+    store = _open(db_url)
+    try:
+        related = store.related()
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    finally:
+        store.close()
+    click.echo(render.related_json(related) if fmt == "json" else render.related_table(related), nl=False)
+
+
 @db.command("images")
 @click.option("--db", "db_url", metavar="URL", help=DB_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)

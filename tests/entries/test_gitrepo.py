@@ -352,3 +352,19 @@ def test_alternates_are_never_followed(tmp_path: Path, engine: Engine) -> None:
     alternates = f"{elsewhere / '.git/objects'}\n".encode()
     result = scan(_layer_with(repo, {".git/objects/info/alternates": alternates}), engine)
     assert git_hits(result, key) == []
+
+
+def test_loose_object_bomb_is_not_inflated(tmp_path: Path, engine: Engine) -> None:
+    """A loose object declaring 10 bytes whose zlib stream inflates to 64 MiB is left alone."""
+    import zlib
+
+    repo = new_repo(tmp_path)
+    bomb = zlib.compress(b"blob 10\0" + b"\0" * (64 * MIB), 9)
+    result = scan(_layer_with(repo, {".git/objects/ab/" + "c" * 38: bomb}), engine)
+    assert result.error is None
+    assert any("1 git objects could not be read" in note for _, note in result.notes), result.notes
+    path = tmp_path / "bomb"
+    path.write_bytes(bomb)
+    assert gitrepo._loose_header(str(path)) is None
+    path.write_bytes(zlib.compress(b"blob 10\0" + b"0123456789"))
+    assert gitrepo._loose_header(str(path)) == (gitrepo.BLOB, 10)

@@ -112,3 +112,7 @@ def test_cli_reports_related(tmp_path: Path, layerleak: Layerleak, material: dic
         ("ssh-public-key", "/root/.ssh/authorized_keys", "deploy@ci")
     ]
     assert all(f["related"] == [] for f in run_.report["findings"] if f["rule_id"] != "private-key")
+    # the layer cache keeps both halves: a cold and a warm run relate the same places
+    cold = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--no-progress")
+    warm = layerleak("scan", "--no-progress", f"docker-archive:{archive}", "--format", "json")
+    assert cold.report["findings"] == warm.report["findings"] == findings

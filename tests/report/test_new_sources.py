@@ -85,6 +85,7 @@ def test_json_fields() -> None:
 def test_table_groups() -> None:
     text = renderer("table").render(report(), RenderOptions(rules=SAMPLE_RULES, width=200))
     assert text.index("Annotations") < text.index("Attestations")
+    assert "2 in config, history, annotations or attestations" in text
 
 
 def test_table_shows_related() -> None:

@@ -86,8 +86,11 @@ def test_missing_statement_is_a_warning(
     assert run.returncode == 1, run.describe()  # findings, and the image is still read
     errors = run.report["targets"][0]["errors"]
     assert [e["level"] for e in errors] == ["warning"]
-    assert "attestation manifest" in errors[0]["message"]
-    assert {f["source"] for f in run.report["findings"]} == {"annotation"}  # the rest is still scanned
+    assert errors[0]["message"].startswith(f"attestation {statement.digest[:19]}: not read")
+    # the other statements of that attestation manifest, and the annotations, are still scanned
+    keys = {f["key"].split(" ", 1)[0] for f in run.report["findings"] if f["source"] == "attestation"}
+    assert keys == {attested.SLSA_V1, attested.SPDX}
+    assert any(f["source"] == "annotation" for f in run.report["findings"])
 
 
 def test_statement_texts_name_predicate_and_path() -> None:
@@ -176,3 +179,28 @@ def test_docker25_archive_carries_them_too(
     report = _scan(layerleak, f"docker-archive:{archive}")
     assert report["targets"][0]["image"] == "app:1"  # read through manifest.json ...
     assert _found(report) == _expected(leaky)  # ... with the OCI side's annotations and attestations
+
+
+def test_deeply_nested_statement_is_a_warning(tmp_path: Path, layerleak: Layerleak) -> None:
+    broken = attested.build(tmp_path, "deep", leaky=True)
+    statement = next(b for b in broken.blobs if b.media_type == attested.IN_TOTO)
+    (broken.path / "blobs/sha256" / statement.hex).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    run = layerleak("scan", f"oci:{broken.path}", "--format", "json", "--no-progress", "--no-cache")
+    assert run.returncode == 1, run.describe()  # the annotations are still found
+    assert "Traceback" not in run.stderr
+    [warning] = run.report["targets"][0]["errors"]
+    assert warning["level"] == "warning" and "nests deeper" in warning["message"]
+
+
+def test_statement_not_matching_its_digest_is_a_warning_and_still_scanned(
+    tmp_path: Path, layerleak: Layerleak
+) -> None:
+    tampered = attested.build(tmp_path, "tampered", leaky=True)
+    statement = next(b for b in tampered.blobs if b.media_type == attested.IN_TOTO)
+    path = tampered.path / "blobs/sha256" / statement.hex
+    path.write_bytes(path.read_bytes().replace(b"1.4.2", b"1.4.3"))
+    run = layerleak("scan", f"oci:{tampered.path}", "--format", "json", "--no-progress", "--no-cache",
+                    "--show-secrets")
+    [warning] = run.report["targets"][0]["errors"]
+    assert warning["level"] == "warning" and "does not match its digest" in warning["message"]
+    assert _found(run.report) == _expected(tampered)

@@ -516,10 +516,25 @@ _LOOSE_KINDS = {b"commit": COMMIT, b"tree": TREE, b"blob": BLOB, b"tag": TAG}
 
 
 def _loose_header(path: str) -> tuple[int, int] | None:
+    """A loose object's type and size, and only if its zlib stream inflates to no more than the
+    size it declares (dulwich inflates a loose object whole: a bomb must not reach it)."""
     with open(path, "rb") as f:
-        head = zlib.decompressobj().decompress(f.read(4096), 64)
-    kind, _, rest = head.partition(b" ")
-    size = rest.split(b"\0", 1)[0]
-    if kind not in _LOOSE_KINDS or not size.isdigit():
-        return None
-    return _LOOSE_KINDS[kind], int(size)
+        inflate = zlib.decompressobj()
+        head = inflate.decompress(f.read(4096), 64)
+        kind, _, rest = head.partition(b" ")
+        size_text, nul, _ = rest.partition(b"\0")
+        if kind not in _LOOSE_KINDS or not size_text.isdigit() or not nul:
+            return None
+        size = int(size_text)
+        allowed = len(kind) + 1 + len(size_text) + 1 + size
+        produced = len(head)
+        pending = inflate.unconsumed_tail
+        while not inflate.eof:
+            data = pending or f.read(COPY_CHUNK)
+            if not data:
+                return None  # truncated
+            produced += len(inflate.decompress(data, COPY_CHUNK))
+            pending = inflate.unconsumed_tail
+            if produced > allowed:
+                return None  # more than it says: not read
+    return _LOOSE_KINDS[kind], size

@@ -79,6 +79,26 @@ def where_table(answer: dict[str, Any]) -> str:
     return _table(rows)
 
 
+def related_json(related: list[dict[str, Any]]) -> str:
+    return json.dumps({"version": DB_JSON_VERSION, "related": related}, indent=2) + "\n"
+
+
+def related_table(related: list[dict[str, Any]]) -> str:
+    if not related:
+        return "no recorded private key has a recorded certificate or public key\n"
+    rows = [("KEY (SPKI SHA-256)", "ROLE", "IMAGE", "LAYER", "PATH")]
+    for item in related:
+        spki = item["spki_sha256"][:16]
+        sides = [("private key", p, p["path"] + (f" ! {p['inner_path']}" if p["inner_path"] else ""))
+                 for p in item["private_keys"]]
+        sides += [(p["kind"], p, p["path"] + (f" ({p['detail']})" if p["detail"] else ""))
+                  for p in item["public_halves"]]
+        for role, place, shown in sides:
+            for holder in place["in"] or [{"image": "(no recorded image)", "layer_index": ""}]:
+                rows.append((spki, role, holder["image"], holder["layer_index"], shown))
+    return _table(rows)
+
+
 def images_json(images: list[dict[str, Any]]) -> str:
     return json.dumps({"version": DB_JSON_VERSION, "images": images}, indent=2) + "\n"
 

@@ -256,13 +256,15 @@ def summary_lines(report: ScanReport) -> list[str]:
             else:
                 counts[loc.status] += 1
     unique = len({f.fingerprint for f in findings})
+    metadata = any(f.location.source in (SourceKind.ANNOTATION, SourceKind.ATTESTATION) for f in findings)
+    outside = "in config, history, annotations or attestations" if metadata else "in config or history"
     places = sum(counts.values()) + elsewhere
     lines = [
         f"{_plural(len(findings), 'finding')} of {_plural(unique, 'unique secret')}"
         + (
             f", in {_plural(places, 'place')}: {counts[Status.PRESENT]} present, {counts[Status.DELETED]} "
-            f"deleted but still extractable, {counts[Status.OVERWRITTEN]} overwritten, {elsewhere} in "
-            "config or history"
+            f"deleted but still extractable, {counts[Status.OVERWRITTEN]} overwritten, {elsewhere} "
+            f"{outside}"
             if findings else ""
         )
     ]

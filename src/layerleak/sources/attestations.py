@@ -25,7 +25,6 @@ it as the build did; an element of a list is scanned as it is (``env`` entries a
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,10 +64,11 @@ def attach(images: list[ImageDesc], index: dict[str, Any], manifest: Fetch, blob
         digest = desc.get("digest")
         if subject not in wanted or not isinstance(digest, str):
             continue
+        said = problems.setdefault(subject, [])
         try:
-            found = list(statement_texts(manifest(digest), blob))
+            found = list(statement_texts(manifest(digest), blob, said))
         except LayerleakError as exc:
-            problems.setdefault(subject, []).append(f"attestation manifest {digest[:19]}: not read ({exc})")
+            said.append(f"attestation manifest {digest[:19]}: not read ({exc})")
             continue
         texts.setdefault(subject, []).extend(found)
     if len(descs) > MAX_MANIFESTS:
@@ -89,8 +89,11 @@ def attach(images: list[ImageDesc], index: dict[str, Any], manifest: Fetch, blob
     return out
 
 
-def statement_texts(manifest_body: bytes, blob: Fetch) -> Iterator[ImageText]:
-    """The texts of every in-toto statement of one attestation manifest."""
+def statement_texts(manifest_body: bytes, blob: Fetch, problems: list[str]) -> Iterator[ImageText]:
+    """The texts of every in-toto statement of one attestation manifest; a statement that cannot
+    be read is a line in ``problems`` (the others are still read)."""
+    from layerleak.sources.layout import verify_digest  # layout imports this module
+
     doc = _json(manifest_body, "attestation manifest")
     layers = doc.get("layers") if isinstance(doc, dict) else None
     if not isinstance(layers, list):
@@ -101,7 +104,16 @@ def statement_texts(manifest_body: bytes, blob: Fetch) -> Iterator[ImageText]:
         digest = layer.get("digest")
         if not isinstance(digest, str):
             continue
-        statement = _json(blob(digest), f"attestation {digest[:19]}")
+        what = f"attestation {digest[:19]}"
+        try:
+            body = blob(digest)
+            statement = _json(body, what)
+        except LayerleakError as exc:
+            problems.append(f"{what}: not read ({exc.message})")
+            continue
+        mismatch = verify_digest(body, digest, what)
+        if mismatch:
+            problems.append(mismatch + " (scanned all the same)")
         if isinstance(statement, dict):
             yield from predicate_texts(statement)
 
@@ -143,7 +155,7 @@ def _bare(name: str) -> str:
 
 
 def _json(body: bytes, what: str) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise LayerleakError(f"{what} is not valid JSON") from None
+    """Parsed within the image limits (size, nesting: layout.load_json), else LayerleakError."""
+    from layerleak.sources.layout import load_json  # layout imports this module
+
+    return load_json(body, what)

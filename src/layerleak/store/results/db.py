@@ -518,6 +518,64 @@ class ResultsDB:
             )
         return {"fingerprint": fingerprint, "images": images}
 
+    def related(self) -> list[dict[str, Any]]:
+        """Fleet-wide correlation: each private key recorded in a layer (its hit carries the
+        SPKI fingerprint of its public key, entries/pubkeys.py) with every recorded certificate,
+        public key and ``authorized_keys`` line that carries the same public key, in any layer,
+        and the newest record of each image holding either. Reads every layer's body (the public
+        keys live there): a query for a responder, not for a hot path."""
+        with self._errors("read"), self.engine.connect() as conn:
+            keyed = conn.execute(
+                sa.select(t.layers.c.content_key, t.layer_hits.c.path, t.layer_hits.c.inner_path,
+                          t.layer_hits.c.fingerprint, t.layer_hits.c.extra)
+                .join(t.layers, t.layers.c.id == t.layer_hits.c.layer_id)
+                .where(t.layer_hits.c.extra.like('%"key_id"%'))
+            ).all()
+            private: dict[str, list[tuple[str, str, str | None, str]]] = {}
+            for key, path, inner, fingerprint, extra in keyed:
+                key_id = json.loads(extra).get("key_id") if extra else None
+                if isinstance(key_id, str):
+                    private.setdefault(key_id, []).append((key, path, inner, fingerprint))
+            if not private:
+                return []
+            public: dict[str, list[tuple[str, str, str, str]]] = {}
+            for key, body in conn.execute(sa.select(t.layers.c.content_key, t.layers.c.body)):
+                places = decode_body(key, zlib.decompress(body), []).public_keys
+                for spki in private.keys() & places.keys():
+                    public.setdefault(spki, []).extend((key, *place) for place in places[spki])
+            wanted = {k for spki in public for k, *_ in (*private[spki], *public[spki])}
+            holders: dict[str, list[tuple[str, str | None, int, str]]] = {}
+            newest = self._latest_images()
+            for chunk in _chunks(sorted(wanted), 500):
+                rows = conn.execute(
+                    sa.select(t.image_layers.c.content_key, t.images.c.name, t.images.c.platform,
+                              t.image_layers.c.idx, t.image_layers.c.digest)
+                    .join(t.images, t.images.c.id == t.image_layers.c.image_id)
+                    .where(t.image_layers.c.content_key.in_(chunk), t.images.c.id.in_(sa.select(newest.c.id)))
+                    .order_by(t.images.c.name, t.images.c.platform, t.image_layers.c.idx)
+                ).all()
+                for key, name, platform, idx, digest in rows:
+                    holders.setdefault(key, []).append((name, platform, idx, digest))
+
+        def where(key: str) -> list[dict[str, Any]]:
+            return [{"image": n, "platform": p, "layer_index": i, "layer_digest": d}
+                    for n, p, i, d in holders.get(key, [])]
+
+        out = []
+        for spki in sorted(public):
+            out.append({
+                "spki_sha256": spki,
+                "private_keys": [
+                    {"path": path, "inner_path": inner, "fingerprint": fp, "in": where(key)}
+                    for key, path, inner, fp in private[spki]
+                ],
+                "public_halves": [
+                    {"path": path, "kind": kind, "detail": detail, "in": where(key)}
+                    for key, path, kind, detail in public[spki]
+                ],
+            })
+        return out
+
     def images(self) -> list[dict[str, Any]]:
         """Each image's newest record: layer count and finding counts by status."""
         newest = self._latest_images()
