@@ -30,7 +30,7 @@ from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
 from layerleak.scan.blobs import BlobTask, LayerOutcome, content_key, scan_blob
 from layerleak.scan.runners import DaskRunner
-from services import Registry, ServiceUnavailable, user_env
+from services import Registry, ServiceUnavailable, finding_keys, user_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
 import fleet  # noqa: E402
@@ -90,7 +90,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         _unavailable(str(exc))
 
 
-def _db_json(db: Path, *args: str) -> Any:
+def _db_json(db: Path | str, *args: str) -> Any:
     done = subprocess.run(
         [sys.executable, "-m", "layerleak", "db", *args, "--db", str(db), "--format", "json"],
         capture_output=True, text=True, timeout=120,
@@ -411,3 +411,46 @@ def test_a_layer_that_keeps_killing_workers_is_an_error_and_the_job_goes_on(
     assert done[DOOMED].scan is None and "KilledWorker" in (done[DOOMED].error or "")
     assert all(done[t.digest].ok for t in good)
     assert sum(len(done[t.digest].scan.hits) for t in good) == 2  # type: ignore[union-attr]
+
+
+def test_a_registry_job_into_postgresql_gives_the_same_findings(
+    damaged: tuple[Registry, fleet.FleetFixture, Path], tmp_path: Path
+) -> None:
+    registry, _, home = damaged
+    try:
+        with services.start_postgres(tmp_path / "pg") as pg:
+            args = ("registry", registry.host, "--repo", "app0[03]", "--tags", "all", "--format", "json")
+            code, out, err = _run(home, *args, "--db", pg.url)
+            assert code == 1, err
+            lite = tmp_path / "lite.sqlite3"
+            code, out_lite, err = _run(home, *args, "--db", str(lite))
+            assert code == 1, err
+            assert json.loads(out)["findings"] == json.loads(out_lite)["findings"] == 10
+            from_pg = _db_json(pg.url, "findings")["findings"]
+            assert _keys(from_pg) == _keys(_db_json(lite, "findings")["findings"])
+            code, again, _ = _run(home, *args, "--db", pg.url)
+            assert code == 1 and json.loads(again)["images_unchanged"] == 6
+    except ServiceUnavailable as exc:
+        message = f"{'=' * 20} POSTGRESQL NOT STARTED {'=' * 20}\n{exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+def test_scan_from_file_reads_one_target_a_line(
+    damaged: tuple[Registry, fleet.FleetFixture, Path], tmp_path: Path
+) -> None:
+    registry, fixture, home = damaged
+    listing = tmp_path / "targets.txt"
+    refs = [f"docker://{registry.host}/app00:1.0", f"oci:{fixture.layout}:{fixture.ref('app03', 'latest')}"]
+    listing.write_text(f"# exported list\n{refs[0]}\n\n  {refs[1]}  \n")
+    done = services.layerleak("scan", "--format", "json", "--from-file", str(listing), env=user_env(home))
+    assert done.returncode == 1, done.describe()
+    targets = done.report["targets"]
+    assert isinstance(targets, list) and [t["target"] for t in targets] == refs
+    piped = services.layerleak(
+        "scan", "--format", "json", "--from-file", "-", env=user_env(home), stdin=listing.read_text()
+    )
+    assert piped.returncode == 1 and finding_keys(piped.report) == finding_keys(done.report)
+    missing = services.layerleak("scan", "--from-file", str(tmp_path / "nope.txt"), env=user_env(home))
+    assert missing.returncode == 2 and "--from-file" in missing.stderr and missing.stderr.count("\n") == 1
