@@ -32,7 +32,7 @@ from layerleak.scan.layers import default_jobs
 from layerleak.settings import Settings, find_config, load_settings
 from layerleak.sources import platforms
 from layerleak.sources.interface import SourceOptions
-from layerleak.store.cache import LayerCache
+from layerleak.store.cache import LayerCache, LayerStore
 from layerleak.store.results.record import ScanRecorder, read_targets
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
@@ -183,8 +183,11 @@ def scan(
         min_confidence=Confidence.parse(min_confidence),
     )
     try:
-        cache = None if no_cache else LayerCache.open_default()
         recorder = ScanRecorder(db_url, engine.ruleset) if db_url else None
+        # with --db, the layer cache is a view of the results database (store/results/db.py)
+        cache: LayerStore | None = None
+        if not no_cache:
+            cache = recorder.db if recorder is not None else LayerCache.open_default()
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -215,7 +218,7 @@ def scan(
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
     finally:
-        if cache is not None:
+        if isinstance(cache, LayerCache):
             cache.close()
         if recorder is not None:
             recorder.close()

@@ -454,3 +454,36 @@ def test_scan_from_file_reads_one_target_a_line(
     assert piped.returncode == 1 and finding_keys(piped.report) == finding_keys(done.report)
     missing = services.layerleak("scan", "--from-file", str(tmp_path / "nope.txt"), env=user_env(home))
     assert missing.returncode == 2 and "--from-file" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_scan_with_db_uses_the_results_database_as_its_layer_cache(tmp_path: Path) -> None:
+    """After a registry job, ``scan --db`` of one of its images reads every layer from the
+    database: it still succeeds with the layer blobs gone from the registry."""
+    fixture = fleet.build_fleet(tmp_path / "images", repos=1, filler=4096, multi=False)
+    db = tmp_path / "shared.sqlite3"
+    env = user_env(tmp_path / "home")
+    try:
+        with services.start_registry(tmp_path / "registry", tls=False, auth=False) as registry:
+            fleet.push_all(fixture, registry.host, registry.skopeo_dest())
+            job = services.layerleak("registry", registry.host, "--tags", "all", "--db", str(db), env=env)
+            assert job.returncode == 1, job.describe()
+            with sqlite3.connect(db) as conn:
+                before = conn.execute("SELECT count(*) FROM layers").fetchone()[0]
+            index = json.loads((fixture.layout / "index.json").read_text())
+            ref = fixture.ref("app00", "2.0")
+            digest = next(m["digest"] for m in index["manifests"] if m["annotations"][fleet.REF] == ref)
+            manifest = json.loads((fixture.layout / "blobs/sha256" / digest.split(":")[1]).read_text())
+            for layer in manifest["layers"]:  # the layers can no longer be downloaded
+                shutil.rmtree(registry.blob_path(layer["digest"]).parent)
+            argv = [sys.executable, "-m", "layerleak", "scan", "--format", "json", "--db", str(db),
+                    f"docker://{registry.host}/app00:2.0"]  # fmt: skip
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    except ServiceUnavailable as exc:
+        _unavailable(str(exc))
+    assert done.returncode == 1, done.stderr  # findings, and no layer error
+    report = json.loads(done.stdout)
+    assert {(f["path"], f["status"]) for f in report["findings"]} == {
+        ("/etc/ci-token", "present"), ("/app/.env", "deleted"),
+    }  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM layers").fetchone()[0] == before

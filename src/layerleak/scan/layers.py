@@ -36,7 +36,7 @@ from layerleak.layers.decompress import sniff_compression
 from layerleak.layers.walk import Hashing, LayerScan, merge, scan_layer, scan_layer_part
 from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
-from layerleak.store.cache import LayerCache
+from layerleak.store.cache import LayerStore
 
 ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
 
@@ -53,7 +53,7 @@ def default_jobs() -> int:
 @dataclass(frozen=True, slots=True)
 class LayerPlan:
     jobs: int = 1
-    cache: LayerCache | None = None
+    cache: LayerStore | None = None
     show_secrets: bool = False  # cached layers with hits are rescanned to recover plaintext
 
 
