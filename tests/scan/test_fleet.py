@@ -487,3 +487,27 @@ def test_scan_with_db_uses_the_results_database_as_its_layer_cache(tmp_path: Pat
     }  # fmt: skip
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM layers").fetchone()[0] == before
+
+
+def test_catalog_and_tag_lists_are_followed_page_by_page(pushed: Fleet) -> None:
+    """The registry pages ``_catalog`` and ``tags/list`` by ``?n=`` with ``Link: rel="next"``."""
+    from layerleak.sources.catalog import Catalog, CatalogOptions, Found, TagPolicy
+
+    assert pushed.registry.tls is not None
+    options = CatalogOptions(tags=TagPolicy.parse("all"), page=5, ca_file=str(pushed.registry.tls.ca_cert))
+    catalog = Catalog(pushed.registry.host, options, "scanner", pushed.registry.password)
+    repos = list(catalog.repos())
+    assert repos == sorted(pushed.fixture.repos) and len(repos) == 22
+    pages = catalog.budget.used
+    assert pages >= 5  # 22 names, 5 a page: five pages at least (plus the auth round trips)
+    found = [i for i in catalog.walk() if isinstance(i, Found)]
+    assert len(found) == pushed.fixture.images
+    assert {f.tag for f in found if f.repo == "app04"} == {"1.0", "2.0", "latest"}
+
+
+def test_a_request_budget_stops_the_walk_with_one_line(pushed: Fleet, tmp_path: Path) -> None:
+    code, out, err = pushed.job(tmp_path / "budget.sqlite3", "--max-requests", "12")
+    assert code == 2, err
+    summary = json.loads(out)
+    spent = [e for e in summary["errors"] if "request budget of 12 spent" in e]
+    assert len(spent) == 1 and 0 < summary["images"] < pushed.fixture.images
