@@ -34,6 +34,7 @@ from layerleak.sources.interface import SourceOptions
 if TYPE_CHECKING:
     from layerleak.detect.rules import Rule
     from layerleak.report.interface import Renderer
+    from layerleak.store.cache import LayerStore
 
 SEVERITIES = ["critical", "high", "medium", "low", "none"]
 
@@ -261,12 +262,15 @@ def scan(
         timeout=timeout,
     )
     try:
-        cache = None if no_cache else LayerCache.open_default()
         recorder = None
         if db_url:
             from layerleak.store.results.record import ScanRecorder
 
             recorder = ScanRecorder(db_url, engine.ruleset)
+        # with --db, the layer cache is a view of the results database (store/results/db.py)
+        cache: LayerStore | None = None
+        if not no_cache:
+            cache = recorder.db if recorder is not None else LayerCache.open_default()
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -305,7 +309,7 @@ def scan(
             partial = None
         raise
     finally:
-        if cache is not None:
+        if isinstance(cache, LayerCache):
             cache.close()
         if recorder is not None:
             recorder.close()

@@ -30,7 +30,7 @@ from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
 from layerleak.scan.blobs import BlobTask, LayerOutcome, content_key, scan_blob
 from layerleak.scan.runners import DaskRunner
-from services import Registry, ServiceUnavailable, user_env
+from services import Registry, ServiceUnavailable, finding_keys, user_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fixtures"))
 import fleet  # noqa: E402
@@ -90,7 +90,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         _unavailable(str(exc))
 
 
-def _db_json(db: Path, *args: str) -> Any:
+def _db_json(db: Path | str, *args: str) -> Any:
     done = subprocess.run(
         [sys.executable, "-m", "layerleak", "db", *args, "--db", str(db), "--format", "json"],
         capture_output=True, text=True, timeout=120,
@@ -411,3 +411,103 @@ def test_a_layer_that_keeps_killing_workers_is_an_error_and_the_job_goes_on(
     assert done[DOOMED].scan is None and "KilledWorker" in (done[DOOMED].error or "")
     assert all(done[t.digest].ok for t in good)
     assert sum(len(done[t.digest].scan.hits) for t in good) == 2  # type: ignore[union-attr]
+
+
+def test_a_registry_job_into_postgresql_gives_the_same_findings(
+    damaged: tuple[Registry, fleet.FleetFixture, Path], tmp_path: Path
+) -> None:
+    registry, _, home = damaged
+    try:
+        with services.start_postgres(tmp_path / "pg") as pg:
+            args = ("registry", registry.host, "--repo", "app0[03]", "--tags", "all", "--format", "json")
+            code, out, err = _run(home, *args, "--db", pg.url)
+            assert code == 1, err
+            lite = tmp_path / "lite.sqlite3"
+            code, out_lite, err = _run(home, *args, "--db", str(lite))
+            assert code == 1, err
+            assert json.loads(out)["findings"] == json.loads(out_lite)["findings"] == 10
+            from_pg = _db_json(pg.url, "findings")["findings"]
+            assert _keys(from_pg) == _keys(_db_json(lite, "findings")["findings"])
+            code, again, _ = _run(home, *args, "--db", pg.url)
+            assert code == 1 and json.loads(again)["images_unchanged"] == 6
+    except ServiceUnavailable as exc:
+        message = f"{'=' * 20} POSTGRESQL NOT STARTED {'=' * 20}\n{exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+def test_scan_from_file_reads_one_target_a_line(
+    damaged: tuple[Registry, fleet.FleetFixture, Path], tmp_path: Path
+) -> None:
+    registry, fixture, home = damaged
+    listing = tmp_path / "targets.txt"
+    refs = [f"docker://{registry.host}/app00:1.0", f"oci:{fixture.layout}:{fixture.ref('app03', 'latest')}"]
+    listing.write_text(f"# exported list\n{refs[0]}\n\n  {refs[1]}  \n")
+    done = services.layerleak("scan", "--format", "json", "--from-file", str(listing), env=user_env(home))
+    assert done.returncode == 1, done.describe()
+    targets = done.report["targets"]
+    assert isinstance(targets, list) and [t["target"] for t in targets] == refs
+    piped = services.layerleak(
+        "scan", "--format", "json", "--from-file", "-", env=user_env(home), stdin=listing.read_text()
+    )
+    assert piped.returncode == 1 and finding_keys(piped.report) == finding_keys(done.report)
+    missing = services.layerleak("scan", "--from-file", str(tmp_path / "nope.txt"), env=user_env(home))
+    assert missing.returncode == 2 and "--from-file" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_scan_with_db_uses_the_results_database_as_its_layer_cache(tmp_path: Path) -> None:
+    """After a registry job, ``scan --db`` of one of its images reads every layer from the
+    database: it still succeeds with the layer blobs gone from the registry."""
+    fixture = fleet.build_fleet(tmp_path / "images", repos=1, filler=4096, multi=False)
+    db = tmp_path / "shared.sqlite3"
+    env = user_env(tmp_path / "home")
+    try:
+        with services.start_registry(tmp_path / "registry", tls=False, auth=False) as registry:
+            fleet.push_all(fixture, registry.host, registry.skopeo_dest())
+            job = services.layerleak("registry", registry.host, "--tags", "all", "--db", str(db), env=env)
+            assert job.returncode == 1, job.describe()
+            with sqlite3.connect(db) as conn:
+                before = conn.execute("SELECT count(*) FROM layers").fetchone()[0]
+            index = json.loads((fixture.layout / "index.json").read_text())
+            ref = fixture.ref("app00", "2.0")
+            digest = next(m["digest"] for m in index["manifests"] if m["annotations"][fleet.REF] == ref)
+            manifest = json.loads((fixture.layout / "blobs/sha256" / digest.split(":")[1]).read_text())
+            for layer in manifest["layers"]:  # the layers can no longer be downloaded
+                shutil.rmtree(registry.blob_path(layer["digest"]).parent)
+            argv = [sys.executable, "-m", "layerleak", "scan", "--format", "json", "--db", str(db),
+                    f"docker://{registry.host}/app00:2.0"]  # fmt: skip
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    except ServiceUnavailable as exc:
+        _unavailable(str(exc))
+    assert done.returncode == 1, done.stderr  # findings, and no layer error
+    report = json.loads(done.stdout)
+    assert {(f["path"], f["status"]) for f in report["findings"]} == {
+        ("/etc/ci-token", "present"), ("/app/.env", "deleted"),
+    }  # fmt: skip
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM layers").fetchone()[0] == before
+
+
+def test_catalog_and_tag_lists_are_followed_page_by_page(pushed: Fleet) -> None:
+    """The registry pages ``_catalog`` and ``tags/list`` by ``?n=`` with ``Link: rel="next"``."""
+    from layerleak.sources.catalog import Catalog, CatalogOptions, Found, TagPolicy
+
+    assert pushed.registry.tls is not None
+    options = CatalogOptions(tags=TagPolicy.parse("all"), page=5, ca_file=str(pushed.registry.tls.ca_cert))
+    catalog = Catalog(pushed.registry.host, options, "scanner", pushed.registry.password)
+    repos = list(catalog.repos())
+    assert repos == sorted(pushed.fixture.repos) and len(repos) == 22
+    pages = catalog.budget.used
+    assert pages >= 5  # 22 names, 5 a page: five pages at least (plus the auth round trips)
+    found = [i for i in catalog.walk() if isinstance(i, Found)]
+    assert len(found) == pushed.fixture.images
+    assert {f.tag for f in found if f.repo == "app04"} == {"1.0", "2.0", "latest"}
+
+
+def test_a_request_budget_stops_the_walk_with_one_line(pushed: Fleet, tmp_path: Path) -> None:
+    code, out, err = pushed.job(tmp_path / "budget.sqlite3", "--max-requests", "12")
+    assert code == 2, err
+    summary = json.loads(out)
+    spent = [e for e in summary["errors"] if "request budget of 12 spent" in e]
+    assert len(spent) == 1 and 0 < summary["images"] < pushed.fixture.images

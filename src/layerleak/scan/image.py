@@ -18,7 +18,7 @@ from layerleak.models import ImageResult, ScanIssue
 from layerleak.scan.layers import LayerPlan, ProgressHook, scan_layers
 from layerleak.sources.interface import ImageDesc, ImageSource, LayerRef
 from layerleak.sources.platforms import select
-from layerleak.store.cache import LayerCache
+from layerleak.store.cache import LayerStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ def scan_source(
     progress: ProgressHook | None = None,
     *,
     jobs: int = 1,
-    cache: LayerCache | None = None,
+    cache: LayerStore | None = None,
 ) -> list[ImageResult]:
     """``jobs`` > 1 scans file-backed layers in that many processes; ``cache`` skips layers
     already scanned (both give the same findings as the plain path: see scan/layers.py).

@@ -33,7 +33,7 @@ from layerleak.layers.decompress import sniff_compression
 from layerleak.layers.scanned import LayerScan, merge
 from layerleak.memory import return_large_buffers
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
-from layerleak.store.cache import LayerCache
+from layerleak.store.cache import LayerStore
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -56,7 +56,7 @@ def default_jobs() -> int:
 @dataclass(frozen=True, slots=True)
 class LayerPlan:
     jobs: int = 1
-    cache: LayerCache | None = None
+    cache: LayerStore | None = None
     show_secrets: bool = False  # cached layers with hits are rescanned to recover plaintext
 
 

@@ -161,7 +161,15 @@ class DaskRunner(Runner):
         self.fn = fn
         self.address = address
         self.cluster: Any = None
-        dask.config.set({"distributed.scheduler.allowed-failures": 2, "logging.distributed": "error"})
+        dask.config.set(
+            {
+                "distributed.scheduler.allowed-failures": 2,
+                # a worker holds only the tasks it runs: a task queued behind one that kills the
+                # worker is then not blamed for the deaths (its suspicion count stays 0)
+                "distributed.scheduler.worker-saturation": 1.0,
+                "logging.distributed": "error",
+            }
+        )
         try:
             if address == "local":
                 self.cluster = distributed.LocalCluster(
@@ -193,6 +201,7 @@ class DaskRunner(Runner):
 
         source = iter(tasks)
         futures: dict[Any, BlobTask] = {}
+        retried: set[str] = set()
 
         def submit(task: BlobTask) -> Any:
             fut = self.client.submit(
@@ -217,6 +226,11 @@ class DaskRunner(Runner):
             try:
                 outcome = fut.result()
             except distributed.KilledWorker:
+                fut.release()
+                if task.key not in retried:  # it may have been running beside the culprit: once more
+                    retried.add(task.key)
+                    queue.add(submit(task))
+                    continue
                 outcome = LayerOutcome(
                     task.key,
                     None,

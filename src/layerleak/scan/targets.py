@@ -22,7 +22,7 @@ from layerleak.scan.image import ScanOptions, scan_source
 from layerleak.scan.layers import ProgressHook
 from layerleak.sources.interface import SourceOptions
 from layerleak.sources.targets import TRANSPORTS, open_target, split_path_ref
-from layerleak.store.cache import LayerCache
+from layerleak.store.cache import LayerStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def scan_targets(
     targets: Iterable[str],
     engine: Engine,
     options: TargetOptions,
-    cache: LayerCache | None = None,
+    cache: LayerStore | None = None,
     progress: ProgressHook | None = None,
 ) -> Iterator[TargetResult]:
     """Scan each distinct target in order; yield its result as soon as it is complete."""

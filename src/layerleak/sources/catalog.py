@@ -228,6 +228,7 @@ class CatalogOptions:
     max_requests: int | None = None
     ca_file: str | None = None
     cert_dir: str | None = None
+    page: int = PAGE  # entries asked for per page (the registry may send fewer)
 
 
 def parse_host(text: str) -> str:
@@ -260,7 +261,7 @@ class Catalog:
     def repos(self) -> Iterator[str]:
         client = self.client("")
         try:
-            for repo in _pages(client, f"_catalog?n={PAGE}", "repositories"):
+            for repo in _pages(client, f"_catalog?n={self.options.page}", "repositories"):
                 if not self.options.repos or any(fnmatch.fnmatchcase(repo, g) for g in self.options.repos):
                     yield repo
         finally:
@@ -287,7 +288,7 @@ class Catalog:
                 client.close()
 
     def _repo(self, client: CatalogClient, repo: str, skip: SkipCheck | None) -> Iterator[Item]:
-        tags = self.options.tags.pick(list(_pages(client, f"{repo}/tags/list?n={PAGE}", "tags")))
+        tags = self.options.tags.pick(list(_pages(client, f"{repo}/tags/list?n={self.options.page}", "tags")))
         if not tags:
             yield Problem(
                 f"{self.host}/{repo}: no tag selected by --tags {self.options.tags.mode}", fatal=False

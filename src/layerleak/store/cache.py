@@ -28,6 +28,7 @@ from dataclasses import astuple
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import platformdirs
 
@@ -75,6 +76,15 @@ CREATE TABLE IF NOT EXISTS hits (
 );
 CREATE INDEX IF NOT EXISTS hits_fingerprint ON hits (fingerprint);
 """
+
+
+class LayerStore(Protocol):
+    """What the layer phase asks of a cache: this file, or the results database
+    (:class:`~layerleak.store.results.db.ResultsDB`, the same store registry jobs fill)."""
+
+    def get(self, key: str, digest: str, ruleset: str, size: int) -> LayerScan | None: ...
+
+    def put(self, digest: str, ruleset: str, size: int, scan: LayerScan) -> bool: ...
 
 
 class CacheError(StoreError):

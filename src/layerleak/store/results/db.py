@@ -256,17 +256,20 @@ class ResultsDB:
         ).first()
         return None if row is None else int(row[0])
 
-    def layer_scan(self, key: str, ruleset: str, scanner: str, source_key: str) -> LayerScan | None:
-        """The recorded scan of layer ``key``, as source key ``source_key``; None if not recorded."""
+    def layer_scan(
+        self, key: str, ruleset: str, scanner: str, source_key: str, size: int | None = None
+    ) -> LayerScan | None:
+        """The recorded scan of layer ``key``, as source key ``source_key``; None if not recorded
+        (or recorded with another blob size than a known ``size``)."""
         with self._errors("read"), self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(t.layers.c.id, t.layers.c.body).where(
+                sa.select(t.layers.c.id, t.layers.c.body, t.layers.c.size).where(
                     t.layers.c.content_key == key,
                     t.layers.c.ruleset == ruleset,
                     t.layers.c.scanner == scanner,
                 )
             ).first()
-            if row is None:
+            if row is None or (size is not None and size >= 0 and row[2] >= 0 and row[2] != size):
                 return None
             hits = conn.execute(
                 sa.select(*[t.layer_hits.c[name] for name in _HIT_FIELDS])
@@ -280,7 +283,8 @@ class ResultsDB:
     def get(self, key: str, digest: str, ruleset: str, size: int) -> LayerScan | None:
         from layerleak.store.cache import scanner_version
 
-        return self.layer_scan(digest, ruleset, scanner_version(), key)
+        scan = self.layer_scan(digest, ruleset, scanner_version(), key, size)
+        return scan
 
     def put(self, digest: str, ruleset: str, size: int, scan: LayerScan) -> bool:
         from layerleak.store.cache import scanner_version
