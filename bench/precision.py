@@ -1,8 +1,15 @@
 """Precision benchmark (not a test): scan the realistic image and print findings by confidence and
 rule. Target: nothing above ``low`` on an image that holds no secret of its own.
 
-    bench/build_image.sh            # once: builds bench/out/realistic.docker.tar
+    bench/build_image.sh            # once: builds bench/out/realistic.docker.tar (Debian + Python)
     python3 bench/precision.py      # or: python3 bench/precision.py docker-archive:OTHER.tar
+
+The other images of docs/precision.md, built the same way (buildah, Debian's and the language's
+own package registry):
+
+    bench/build_node_image.sh       # bench/out/node.docker.tar: npm install of 28 popular SDKs
+    bench/build_java_image.sh       # bench/out/java.docker.tar: a JRE and Debian's Java libraries
+    bench/build_go_image.sh         # bench/out/go.docker.tar: Go SDKs in the module cache, a binary
 
 With ``--plant``, a copy of the image gets one extra layer of credential files with fresh fake
 secrets (the same kinds the tests plant), and the run also checks that every planted secret is

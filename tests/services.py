@@ -4,6 +4,8 @@
   private vfs storage root (images are put there with ``podman load`` / buildah).
 - :func:`start_registry`: Debian's ``docker-registry`` (CNCF distribution) on a free
   127.0.0.1 port, optionally behind TLS with a CA made here and with htpasswd auth.
+- :func:`start_postgres`: a throwaway PostgreSQL (initdb/pg_ctl, as `nobody` when root) on a
+  free 127.0.0.1 port, for the results-database tests.
 - :func:`start_token_registry`: the same registry in token-auth mode, with a tiny bearer-token
   service of our own (a JWT signed by a test CA), so the ``Bearer realm=...`` path runs for real.
 
@@ -545,3 +547,62 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
     env.pop("CURL_CA_BUNDLE", None)
     env.update(extra)
     return env
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Postgres:
+    url: str  # postgresql://USER@127.0.0.1:PORT/DB
+    datadir: Path
+
+
+def _pg_user() -> list[str]:
+    """postgres refuses to run as root: as root, run its tools as ``nobody`` (runuser)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("runuser") is None:
+        raise ServiceUnavailable("running as root and runuser is missing: postgres cannot start")
+    return ["runuser", "-u", "nobody", "--"]
+
+
+@contextmanager
+def start_postgres(workdir: Path, database: str = "layerleak") -> Iterator[Postgres]:
+    """A throwaway PostgreSQL (``initdb``/``pg_ctl``) on a free 127.0.0.1 port, trust auth."""
+    _need("initdb", "pg_ctl")
+    base = Path(_pg_dir(workdir))
+    datadir, sockdir, log = base / "data", base / "sock", base / "postgres.log"
+    sockdir.mkdir()
+    as_user = _pg_user()
+    if as_user:
+        shutil.chown(base, "nobody")
+        shutil.chown(sockdir, "nobody")
+    port = free_port()
+    try:
+        run(*as_user, "initdb", "-D", str(datadir), "-U", "layerleak", "--auth=trust", "-E", "UTF8",
+            "--no-sync", "--no-locale")  # fmt: skip
+        options = f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        run(*as_user, "pg_ctl", "-D", str(datadir), "-o", options, "-l", str(log), "-w", "-t", "30", "start")
+    except RuntimeError as exc:
+        raise ServiceUnavailable(f"postgres did not start: {exc}\n{_log_tail(log)}") from None
+    try:
+        import psycopg
+
+        with psycopg.connect(f"postgresql://layerleak@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+        yield Postgres(f"postgresql://layerleak@127.0.0.1:{port}/{database}", datadir)
+    finally:
+        with suppress(RuntimeError, subprocess.TimeoutExpired):
+            run(*as_user, "pg_ctl", "-D", str(datadir), "-w", "-m", "immediate", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _pg_dir(workdir: Path) -> str:
+    """A fresh directory that ``nobody`` can enter (pytest's tmp dirs are private to root)."""
+    import tempfile
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="pg-", dir="/tmp")
+    os.chmod(path, 0o755)
+    return path

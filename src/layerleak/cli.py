@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS, exi
 from layerleak.findings.suppress import Baseline, Suppressor
 from layerleak.memory import return_large_buffers
 from layerleak.models import Confidence, ScanReport, TargetResult
+from layerleak.report.atomic import AtomicFile, write_atomic
 from layerleak.report.escape import escape
 from layerleak.report.formats import FORMATS, renderer
 from layerleak.report.interface import RenderOptions
@@ -49,7 +51,63 @@ def _check_platform(ctx: click.Context, param: click.Parameter, value: str | Non
     return value
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as a shell reports a command stopped by Ctrl-C
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: raised in the main thread wherever it is, so every ``finally``
+    runs (worker processes are stopped, a partial -o file is removed), then one line and
+    128 + the signal's number. Not a KeyboardInterrupt: click would turn that into exit 1."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+class _Main(click.Group):
+    # Commands whose modules are heavy (the fleet: the results database, Dask): imported only
+    # when one of them runs, so `layerleak --version` and `scan` start without them.
+    LAZY = {"registry": "layerleak.cli_fleet", "db": "layerleak.cli_fleet"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = self.LAZY.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            import importlib
+
+            command = getattr(importlib.import_module(module), cmd_name)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        handlers: dict[signal.Signals, Any] = {}
+        try:
+            try:
+                for wanted in (signal.SIGINT, signal.SIGTERM):
+                    handlers[wanted] = signal.signal(wanted, _stop)
+            except ValueError:  # not the main thread (an embedding caller): leave signals alone
+                pass
+            return super().main(*args, **kwargs)
+        except Stopped as stop:
+            for quiet in handlers:  # a second Ctrl-C while we say goodbye changes nothing
+                signal.signal(quiet, signal.SIG_IGN)
+            word = "interrupted" if stop.signum == signal.SIGINT else "terminated"
+            click.echo(f"layerleak: {word}", err=True)
+            sys.exit(EXIT_INTERRUPTED if stop.signum == signal.SIGINT else EXIT_TERMINATED)
+        finally:
+            for restored, handler in handlers.items():
+                signal.signal(restored, handler)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="layerleak")
 def main() -> None:
     """Find secrets baked into container image layers."""
@@ -66,7 +124,11 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @main.command()
-@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
+@click.argument("targets", nargs=-1, metavar="TARGET...")
+@click.option("--from-file", "from_file", metavar="FILE",
+              help="Also scan the targets listed in FILE, one a line (# comments); - reads stdin.")
+@click.option("--db", "db_url", metavar="URL",
+              help="Also record the results in this database (SQLite PATH or postgresql://...).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table",
               show_default=True, help="Output format.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
@@ -116,6 +178,8 @@ def _ca_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def scan(
     ctx: click.Context,
     targets: tuple[str, ...],
+    from_file: str | None,
+    db_url: str | None,
     fmt: str,
     output: Path | None,
     show_secrets: bool,
@@ -149,6 +213,7 @@ def scan(
     from layerleak.report.progress import layer_progress
     from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
     from layerleak.scan.layers import default_jobs
+    from layerleak.sources.targets import reads_stdin
     from layerleak.store.cache import LayerCache, default_dir
 
     settings: Settings = ctx.meta.get(SETTINGS_KEY, Settings())
@@ -165,7 +230,27 @@ def scan(
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
+    if password_stdin and any(reads_stdin(t) for t in targets):
+        _fail("--password-stdin and a target read from stdin cannot share it: use env LAYERLEAK_PASSWORD")
+        sys.exit(EXIT_ERROR)
+    if from_file == "-" and password_stdin:
+        _fail("--from-file - and --password-stdin both read stdin: put the targets in a file")
+        sys.exit(EXIT_ERROR)
+    if from_file == "-" and any(reads_stdin(t) for t in targets):
+        _fail("--from-file - and a target read from stdin cannot share it: put the targets in a file")
+        sys.exit(EXIT_ERROR)
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        if from_file:
+            from layerleak.store.results.record import read_targets
+
+            targets = (*targets, *read_targets(from_file))
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    if not targets:
+        _fail("name at least one TARGET, or --from-file FILE")
+        sys.exit(EXIT_ERROR)
     options = TargetOptions(
         scan=ScanOptions(show_secrets=show_secrets, platform=platform),
         source=SourceOptions(username=username, password=password, insecure=insecure,
@@ -175,6 +260,11 @@ def scan(
     )
     try:
         cache = None if no_cache else LayerCache.open_default()
+        recorder = None
+        if db_url:
+            from layerleak.store.results.record import ScanRecorder
+
+            recorder = ScanRecorder(db_url, engine.ruleset)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
@@ -184,7 +274,7 @@ def scan(
     render_options = _render_options(output, color, {r.id: r for r in engine.rules})
     # A format of independent records (jsonl) is written as each target ends: a pipeline reads
     # the first image's findings while the next is scanned.
-    stream = _open_output(output) if chosen.streams else None
+    stream, partial = _open_output(output) if chosen.streams else (None, None)
     results: list[TargetResult] = []
     try:
         with layer_progress(not no_progress) as progress:
@@ -195,15 +285,30 @@ def scan(
                     else:
                         click.echo(f"layerleak: warning: {escape(line)}", err=True)
                 kept = suppressor.apply(result)
+                if recorder is not None:
+                    recorder.record(kept)
                 results.append(kept)
                 if stream is not None:
                     chosen.write_target(kept, render_options, stream)
                     stream.flush()
+    except LayerleakError as exc:  # the results database failed: one line, no half-written -o file
+        if partial is not None:
+            partial.discard()
+            partial = None
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    except BaseException:  # interrupted, or failed: no half-written -o file is left behind
+        if partial is not None:
+            partial.discard()
+            partial = None
+        raise
     finally:
         if cache is not None:
             cache.close()
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
+        if recorder is not None:
+            recorder.close()
+        if partial is not None:
+            _commit(partial)
     report = ScanReport(targets=tuple(results), ruleset=engine.ruleset, secrets_shown=show_secrets)
     if stream is None:
         _emit(report, chosen, output, render_options)
@@ -302,13 +407,23 @@ def _render_options(output: Path | None, color: str, rules: dict[str, Rule]) -> 
     )
 
 
-def _open_output(output: Path | None) -> TextIO:
+def _open_output(output: Path | None) -> tuple[TextIO, AtomicFile | None]:
+    """stdout, or the -o file being written (it replaces FILE when complete: report/atomic.py)."""
     if output is None:
-        return sys.stdout
+        return sys.stdout, None
     try:
-        return output.open("w", encoding="utf-8")
+        partial = AtomicFile(output)
     except OSError as exc:
         _fail(f"cannot write {output}: {exc.strerror}")
+        sys.exit(EXIT_ERROR)
+    return partial.file, partial
+
+
+def _commit(partial: AtomicFile) -> None:
+    try:
+        partial.commit()
+    except OSError as exc:
+        _fail(f"cannot write {partial.path}: {exc.strerror}")
         sys.exit(EXIT_ERROR)
 
 
@@ -316,7 +431,7 @@ def _emit(report: ScanReport, chosen: Renderer, output: Path | None, options: Re
     text = chosen.render(report, options)
     if output is not None:
         try:
-            output.write_text(text, encoding="utf-8")
+            write_atomic(output, text)
         except OSError as exc:
             _fail(f"cannot write {output}: {exc.strerror}")
             sys.exit(EXIT_ERROR)

@@ -52,6 +52,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     run(ssl, "x509", "-in", p("cert.pem"), "-outform", "DER", "-out", p("cert"))
     run(ssl, "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout", "pass:changeit", "-in", rsa,
         "-outform", "DER", "-out", p("pkcs8-encrypted"))
+    run(ssl, "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-passout", "pass:Zq8-strong", "-in", rsa,
+        "-outform", "DER", "-out", p("pkcs8-strong"))
     p12s = (("p12-empty", ""), ("p12-changeit", "changeit"), ("p12-strong", "Zq8-not-a-default"))
     for name, password in p12s:
         run(ssl, "pkcs12", "-export", "-inkey", rsa, "-in", p("cert.pem"),
@@ -80,9 +82,10 @@ FOUND = {
     "p12-changeit": '[pkcs12 password="changeit"]',
     "jks": "[jks alias=server password=changeit]",
     "jceks": "[jceks alias=app password=changeme]",
+    "pkcs8-encrypted": "[der:pkcs8-encrypted password=changeit]",
 }
 DECOYS = ["public", "rsa-public", "cert", "cert.pem", "p12-certs", "jks-trust", "p12-strong", "jks-strong",
-          "pkcs8-encrypted"]
+          "pkcs8-strong"]
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,8 @@ def sample_report() -> ScanReport:
         Location(source=SourceKind.LAYER, layer_index=0, layer_digest=DIGEST, created_by=STEPS[0],
                  path="/root/.aws/credentials", line=2, status=Status.DELETED, removed_in_layer=1),
         "0123456789abcdef0123456789abcdef", "AKIA******** (20 chars)",
+        others=(Location(source=SourceKind.LAYER, layer_index=2, layer_digest="sha256:" + "12" * 32,
+                         created_by=STEPS[2], path="/root/.aws/credentials", line=4, status=Status.PRESENT),),
         validity=Validity("parsed", (("account", "123456789012"), ("key_type", "long-term"))),
     )
     pem = finding(

@@ -61,6 +61,8 @@ def test_sarif_one_result_per_finding_with_what_github_reads() -> None:
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "root/.aws/credentials"
     assert location["physicalLocation"]["region"]["startLine"] == 2
     assert location["physicalLocation"]["region"]["snippet"]["text"] == "AKIA******** (20 chars)"
+    (related,) = first["relatedLocations"]
+    assert related["message"]["text"] == "the same secret in layer 2 (present)"
     names = [x["name"] for x in location["logicalLocations"]]
     assert names == ["leaky:latest", "layer 0", "deleted in layer 1"]
 

@@ -33,7 +33,8 @@ def test_no_width_cuts_nothing() -> None:
 
 def test_summary_tells_the_responder_what_to_do() -> None:
     text = " ".join(render_table(sample_report(), width=None).split())
-    assert "5 findings, 5 unique secrets: 1 present, 1 deleted but still extractable, 1 overwritten" in text
+    assert ("5 findings of 5 unique secrets, in 6 places: 2 present, 1 deleted but still extractable, "
+            "1 overwritten, 2 in config or history") in text
     assert "Rotate every one: a deleted file is still in the image." in text
 
 

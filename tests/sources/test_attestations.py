@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attested
+import handmade
 import pytest
 
 import services
@@ -154,3 +155,24 @@ def test_registry_attestations_and_annotations(
         assert _found(json.loads(picked.stdout)) == _expected(layouts["leaky"])
     finally:
         registry_cm.__exit__(None, None, None)
+
+
+def test_docker25_archive_carries_them_too(
+    tmp_path: Path, layerleak: Layerleak, layouts: dict[str, attested.Layout]
+) -> None:
+    """A Docker >= 25 ``docker save``: the OCI layout plus a manifest.json into its blobs."""
+    leaky = layouts["leaky"]
+    image_manifest = json.loads(leaky.manifests[0].data)
+    entry = {
+        "Config": f"blobs/sha256/{image_manifest['config']['digest'].split(':')[1]}",
+        "RepoTags": ["app:1"],
+        "Layers": [f"blobs/sha256/{layer['digest'].split(':')[1]}" for layer in image_manifest["layers"]],
+    }
+    root = leaky.path
+    files = {f.relative_to(root).as_posix(): f.read_bytes() for f in root.rglob("*") if f.is_file()}
+    files["manifest.json"] = json.dumps([entry]).encode()
+    archive = tmp_path / "docker25.tar"
+    handmade.write_tar(archive, files)
+    report = _scan(layerleak, f"docker-archive:{archive}")
+    assert report["targets"][0]["image"] == "app:1"  # read through manifest.json ...
+    assert _found(report) == _expected(leaky)  # ... with the OCI side's annotations and attestations

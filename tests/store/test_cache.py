@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sqlite3
+import string
 import subprocess
 import sys
 import tarfile
@@ -197,3 +198,64 @@ def test_a_crafted_archive_cannot_borrow_a_clean_layers_cached_result(tmp_path: 
     assert crafted.returncode == 2, crafted.stderr
     assert "does not match its diff_id" in crafted.stderr
     assert [f["rule_id"] for f in json.loads(crafted.stdout)["findings"]] == ["github-pat-classic"]
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_cache_directory_and_files_are_private_even_when_left_loose(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh" / "layerleak"
+    with LayerCache(fresh / "c.sqlite3", "v") as cache:
+        cache.put("sha256:aa", "r", 1, _scan(_layer({"a": b"x"})))
+        files = sorted(p.name for p in fresh.iterdir())
+        assert files == ["c.sqlite3", "c.sqlite3-shm", "c.sqlite3-wal"]  # WAL open: all three
+        assert {p.name: _mode(p) for p in fresh.iterdir()} == dict.fromkeys(files, 0o600)
+    assert _mode(fresh) == 0o700
+    # An earlier version (or a user) left them readable by everyone: the next open tightens all.
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    db = sqlite3.connect(loose / "c.sqlite3")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    side = [loose / "c.sqlite3", loose / "c.sqlite3-wal", loose / "c.sqlite3-shm"]
+    for path in side:
+        os.chmod(path, 0o644)
+    with LayerCache(loose / "c.sqlite3", "v") as cache:
+        assert _mode(loose) == 0o700
+        assert {p.name: _mode(p) for p in side} == {p.name: 0o600 for p in side}
+        assert cache.put("sha256:aa", "r", 1, _scan(_layer({"a": b"x"})))
+    db.close()
+
+
+def test_a_shared_cache_directory_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    with pytest.raises(CacheError, match="sticky"):
+        LayerCache(shared / "c.sqlite3", "v")
+    assert _mode(shared) == 0o777  # left as it was
+
+
+def test_an_older_schema_leaves_no_old_text_in_the_file(tmp_path: Path) -> None:
+    """Version 1 files could hold key material in their redacted column: rebuilt, it is gone from
+    every byte of the file and its WAL, not just unlinked from the tables."""
+    path = tmp_path / "c.sqlite3"
+    marker = "".join(secrets.choice(string.ascii_letters) for _ in range(40))
+    with LayerCache(path, "v") as cache:
+        cache.put("sha256:aa", "r", 1, _scan(_layer({"a": b"x"})))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value='1' WHERE key='schema'")
+    db.execute("CREATE TABLE old (x)")
+    db.execute("DROP TABLE hits")
+    db.execute("CREATE TABLE hits (redacted TEXT)")
+    db.executemany("INSERT INTO hits VALUES (?)", [(marker,)] * 50)
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    assert marker.encode() in path.read_bytes()
+    LayerCache(path, "v").close()
+    for file in tmp_path.iterdir():
+        assert marker.encode() not in file.read_bytes(), file.name

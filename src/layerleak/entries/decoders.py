@@ -77,6 +77,30 @@ CONTEXT = 256  # bytes of the surrounding line kept on each side of a decoded va
 MAX_PYC = 8 * MIB  # larger "pyc" files are scanned as raw bytes
 MIN_PYC_STRING = 8
 
+# 1 for a byte a run is made of (its start must follow any other byte, "=" included), else 0
+_RUN_BYTES = bytes(1 if chr(c) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-" else 0
+                   for c in range(256))
+
+
+def _without_long_runs(text: bytes) -> bytes:
+    """``text`` with every stretch of run bytes longer than ``MAX_B64`` blanked out. Such a
+    stretch holds no value :func:`_runs` keeps (a value must start at the stretch's start and be
+    at most ``MAX_B64`` long, ending where the stretch does), and RE2 matches one with its capture
+    group at a few MB/s: a 1 GB line of ``AAAA`` would take minutes (issue 14, floods)."""
+    if len(text) <= MAX_B64:
+        return text
+    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
+    long = np.flatnonzero(np.diff(bounds) - 1 > MAX_B64)
+    if not len(long):
+        return text
+    out = bytearray(text)
+    for i in long:
+        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
+        out[start:end] = bytes(end - start)
+    return bytes(out)
+
+
 _PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
 
 Hit = tuple[str | None, Match]  # (marker of the decoded view or None, match)
@@ -223,10 +247,11 @@ Run = tuple[int, int, bytes, Decoder]  # (start, end, decoded, decoder)
 def _runs(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
     """(start, end, decoded, decoder) of each encoded value of text in ``text``, by start."""
     found: list[Run] = []
+    searched = _without_long_runs(text)
     for one in passes:
         if one.gate is not None and text.find(one.gate) < 0:
             continue
-        for m in one.regex.finditer(text):  # type: ignore[attr-defined]
+        for m in one.regex.finditer(searched):  # type: ignore[attr-defined]
             group = m.lastindex
             decoder = one.decoders[group - 1]
             start, end = m.span(group)

@@ -71,6 +71,9 @@ def scan(data: bytes) -> Iterator[tuple[str, Match]]:
     if shape == "pkcs12":
         yield from _pkcs12(data)
         return
+    if shape == "pkcs8-encrypted":
+        yield from _encrypted_pkcs8(data)
+        return
     key = _load_der(data)
     if key is not None:
         yield f"[der:{shape}]", _match(key)
@@ -92,6 +95,12 @@ def der_shape(data: bytes) -> str | None:
             return "pkcs1"
     if data[first : first + 3] == b"\x02\x01\x01" and data[first + 3 : first + 4] == b"\x04":
         return "sec1"
+    if data[first : first + 1] == b"\x30":  # EncryptedPrivateKeyInfo: {algorithm, OCTET STRING}
+        algorithm = _header(data, first)
+        if algorithm is not None and data[algorithm[0] : algorithm[0] + 1] == b"\x06":  # its OID
+            end = algorithm[0] + algorithm[1]
+            if data[end : end + 1] == b"\x04":
+                return "pkcs8-encrypted"
     return None
 
 
@@ -118,6 +127,19 @@ def _load_der(data: bytes) -> PrivateKeyTypes | None:
         return load_der_private_key(data, password=None)
     except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):  # not a key, encrypted, GOST
         return None
+
+
+def _encrypted_pkcs8(data: bytes) -> Iterator[tuple[str, Match]]:
+    """An EncryptedPrivateKeyInfo that a default (non-empty) password decrypts."""
+    if max_iterations(data) > MAX_ITERATIONS:
+        return
+    for password in DEFAULT_PASSWORDS[1:]:
+        try:
+            key = load_der_private_key(data, password=password.encode())
+        except (ValueError, TypeError, NotImplementedError):
+            continue
+        yield f"[der:pkcs8-encrypted password={password}]", _match(key)
+        return
 
 
 def _pkcs12(data: bytes) -> Iterator[tuple[str, Match]]:

@@ -37,6 +37,7 @@ class Limits:
     zip_memory: int = 64 * MIB  # a zip is held in memory up to this size (it needs seeking) ...
     zip_spool: int = 1024 * MIB  # ... then in an unnamed temporary file; larger zips are not opened
     max_decoded: int = 10_000  # base64 values decoded per file
+    max_matches: int = 1_000  # matches reported per layer file (a flood of tokens stops there)
 
 
 DEFAULT_LIMITS = Limits()

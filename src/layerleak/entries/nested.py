@@ -208,10 +208,10 @@ class _FileScan:
                 return
             with archive:
                 for info in archive.infolist():
-                    name = _member_name(info.filename)
+                    name = _member_name(info.filename or "(unnamed)")
                     child = join(base, name)
                     self.budget.entry(child)
-                    if info.is_dir() or info.file_size == 0:
+                    if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
                         continue
                     yield from self._zip_member(archive, info, child, name, depth)
 
@@ -272,4 +272,6 @@ def _strip(name: str, kind: str) -> str:
 
 
 def _member_name(name: str) -> str:
+    if not name.isascii():  # undecodable bytes as \xNN text, as layers/walk.py does
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name).lstrip("/") or name

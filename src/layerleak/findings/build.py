@@ -116,7 +116,9 @@ def assemble(
             )
 
     # A cached layer's matches are sealed: their plaintext is found again in the step texts.
-    secrets = plaintexts((m for m, _ in raw), [*steps, *(loc.created_by for _, loc in raw)])
+    step_texts = list(dict.fromkeys([*steps, *(loc.created_by for _, loc in raw)]))  # each text once
+    secrets = plaintexts((m for m, _ in raw), step_texts)
+    scrubbed = _Scrubber(secrets)
     vendor = provenance.vendored(
         (layer.index, scan.packages, scan.digests)
         for layer, scan in zip(image.layers, stack, strict=True)
@@ -127,7 +129,7 @@ def assemble(
     for n, (match, loc) in enumerate(raw):
         rule = engine.rule(match.rule_id)
         if not show_secrets:
-            loc = _scrubbed(loc, secrets)
+            loc = _scrubbed(loc, scrubbed)
         findings.append(
             Finding(
                 rule_id=rule.id,
@@ -157,7 +159,7 @@ def assemble(
                 digest=layer.digest,
                 blob_digest=layer.blob_digest,
                 media_type=layer.media_type,
-                created_by=step if show_secrets else scrub_build_args(scrub(step, secrets)),
+                created_by=step if show_secrets else scrubbed(step),
                 bytes_scanned=scan.bytes_read if scan else 0,
                 files_scanned=scan.files_scanned if scan else 0,
             )
@@ -206,10 +208,27 @@ def integrity(layer: LayerRef, scan: LayerScan) -> list[str]:
     return problems
 
 
-def _scrubbed(loc: Location, secrets: list[str]) -> Location:
+class _Scrubber:
+    """scrub + scrub_build_args, once per distinct text: a layer's step is shared by all of its
+    findings, so 100,000 secrets in one file cost one pass over the step, not 100,000."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.memo: dict[str, str | None] = {}
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        done = self.memo.get(text)
+        if done is None and text not in self.memo:
+            done = self.memo[text] = scrub_build_args(scrub(text, self.secrets))
+        return done
+
+
+def _scrubbed(loc: Location, scrubbed: _Scrubber) -> Location:
     if loc.created_by is None:
         return loc
-    return dataclasses.replace(loc, created_by=scrub_build_args(scrub(loc.created_by, secrets)))
+    return dataclasses.replace(loc, created_by=scrubbed(loc.created_by))
 
 
 _SOURCE_ORDER = {

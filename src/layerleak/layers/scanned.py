@@ -59,6 +59,10 @@ class LayerScan:
 
 
 def normalize(name: str) -> str:
+    """The absolute path of a member name. Bytes that are not UTF-8 (kept by tarfile as lone
+    surrogates) become the text ``\\xNN``, so every path is a string any encoder takes."""
+    if not name.isascii():
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name.lstrip("/"))
 
 

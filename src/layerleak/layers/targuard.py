@@ -81,9 +81,7 @@ class GuardedTarInfo(tarfile.TarInfo):
                 raise TarDamage(f"{at}: more extension headers in a row than {limit}", "max_extension_chain")
             if self.type in _LONG and self.size > limits.max_name_bytes:
                 limit = limit_text("max_name_bytes", limits.max_name_bytes)
-                raise TarDamage(
-                    f"{at}: GNU long name of {self.size} bytes is over {limit}", "max_name_bytes"
-                )
+                raise TarDamage(f"{at}: GNU long name of {self.size} bytes is over {limit}", "max_name_bytes")
             if self.type in _PAX and self.size > limits.max_header_bytes:
                 limit = limit_text("max_header_bytes", limits.max_header_bytes)
                 raise TarDamage(f"{at}: PAX header of {self.size} bytes is over {limit}", "max_header_bytes")
@@ -92,6 +90,8 @@ class GuardedTarInfo(tarfile.TarInfo):
             member = super()._proc_member(tarfile_)  # type: ignore[misc]
         except TarDamage:
             raise
+        except tarfile.HeaderError as exc:  # tarfile would end the archive here without a word
+            raise TarDamage(f"{at}: malformed extended header ({exc})") from None
         except (ValueError, OverflowError, UnicodeError, IndexError, KeyError, AttributeError) as exc:
             # malformed PAX records (a sparse map that is not numbers, a size that is not one)
             raise TarDamage(f"{at}: malformed extended header ({type(exc).__name__})") from None
@@ -211,7 +211,9 @@ class SparseData:
     zeros, and may claim terabytes) are skipped, so a sparse bomb costs only what it stores."""
 
     def __init__(self, f: Any, member: tarfile.TarInfo) -> None:
-        self.f = f
+        # tarfile's own view of the member (under the buffered reader), which seeks without
+        # asking the stream whether it can: a seek forward in a stream reads on
+        self.f = getattr(f, "raw", f)
         self.regions = [r for r in (getattr(member, "sparse", None) or []) if r[1] > 0]
         self.index = 0
         self.left = 0

@@ -13,14 +13,15 @@ import posixpath
 import tarfile
 import zlib
 from collections.abc import Callable
-from typing import IO
+from typing import IO, cast
 
 import zstandard
+from isal import igzip_lib
 
 from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
-from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, LayerLimits, limit_text
+from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
 from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed_kind
 from layerleak.layers.scanned import KIND_DIR as KIND_DIR
@@ -121,7 +122,14 @@ def scan_layer_part(
     return result
 
 
-_DAMAGE = (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError)
+_DAMAGE: tuple[type[BaseException], ...] = (
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    zlib.error,
+    zstandard.ZstdError,
+    cast(type[BaseException], igzip_lib.IsalError),  # a corrupt gzip layer, inflated by isal
+)
 
 
 def _walk(
@@ -203,7 +211,12 @@ def _visit(
         return
     result.files_scanned += 1
     hits_before = len(result.hits)
-    for inner_path, match in matches:
+    cap = DEFAULT_LIMITS.max_matches
+    for count, (inner_path, match) in enumerate(matches):
+        if count >= cap:
+            notes.append(f"more than {limit_text('max_matches', cap)} matches in this file; the rest of it "
+                         "was not scanned")
+            break
         key_id = pubkeys.private_key_id(match.secret)
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
     for fp, kind, detail in pubkeys.public_keys(path, first):

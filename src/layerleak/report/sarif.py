@@ -146,6 +146,18 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
                 "logicalLocations": _logical(f),
             }
         ],
+        "relatedLocations": [
+            {
+                "id": n,
+                "physicalLocation": {
+                    "artifactLocation": {"uri": _uri(f)},
+                    "region": {"startLine": other.line or 1},
+                },
+                "message": {"text": f"the same secret in layer {other.layer_index}"
+                                    + (f" ({other.status})" if other.status else "")},
+            }
+            for n, other in enumerate(f.other_locations, 1)
+        ],
         "partialFingerprints": {FINGERPRINT_KEY: partial_fingerprint(f)},
         "properties": {
             "image": f.image,
@@ -216,7 +228,8 @@ def render_sarif(report: ScanReport, options: RenderOptions | None = None,
     ranked = sorted(range(len(every)), key=lambda i: -int(every[i].severity))
     keep = min(len(every), max_results)
     text = _dump(sarif_dict(report, [every[i] for i in sorted(ranked[:keep])], options))
-    while keep and _gzip_size(text) > max_gzip:
+    # gzip never makes JSON bigger than it is: only a text over the limit needs compressing.
+    while keep and len(text.encode("utf-8")) > max_gzip and _gzip_size(text) > max_gzip:
         keep = keep * 9 // 10
         text = _dump(sarif_dict(report, [every[i] for i in sorted(ranked[:keep])], options))
     if keep < len(every):

@@ -219,6 +219,10 @@ def render_image(image: ImageResult, style: Style, width: int | None = WIDTH) ->
             if f.other_locations:
                 also = ", ".join(f"layer {x.layer_index}" for x in f.other_locations)
                 lines.append(INDENT + cut_end(f"also in {also}", inner(13)))
+            for r in f.related:  # the leaked key's certificates and public keys in this image
+                text = f"its {r.kind}: layer {r.layer_index} {r.path}"
+                text += f" ({r.detail})" if r.detail else ""
+                lines.append(INDENT + cut_end(_one_line(text), inner(13)))
             detail = _one_line((f.secret if f.secret is not None else f.redacted).splitlines()[0]
                                if (f.secret or f.redacted) else "")
             status = fate(f)
@@ -252,11 +256,13 @@ def summary_lines(report: ScanReport) -> list[str]:
             else:
                 counts[loc.status] += 1
     unique = len({f.fingerprint for f in findings})
+    places = sum(counts.values()) + elsewhere
     lines = [
-        f"{_plural(len(findings), 'finding')}, {_plural(unique, 'unique secret')}"
+        f"{_plural(len(findings), 'finding')} of {_plural(unique, 'unique secret')}"
         + (
-            f": {counts[Status.PRESENT]} present, {counts[Status.DELETED]} deleted but still extractable, "
-            f"{counts[Status.OVERWRITTEN]} overwritten, {elsewhere} in config or history"
+            f", in {_plural(places, 'place')}: {counts[Status.PRESENT]} present, {counts[Status.DELETED]} "
+            f"deleted but still extractable, {counts[Status.OVERWRITTEN]} overwritten, {elsewhere} in "
+            "config or history"
             if findings else ""
         )
     ]

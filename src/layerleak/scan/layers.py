@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,9 +164,17 @@ def _from_cache(
 _engine: Engine | None = None
 
 
+def _leave_signals_to_the_parent() -> None:
+    """Ctrl-C reaches the whole process group: a worker ignores it (and SIGTERM) instead of
+    printing a traceback, and the parent, which stops with one line, kills its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _init_worker(rules: Sequence[Rule], gate: str) -> None:
     """A spawned worker builds its own engine."""
     global _engine
+    _leave_signals_to_the_parent()
     return_large_buffers()
     _engine = Engine(rules, gate=gate)
 
@@ -173,6 +182,7 @@ def _init_worker(rules: Sequence[Rule], gate: str) -> None:
 def _init_forked(engine: Engine) -> None:
     """A forked worker has the parent's engine already built (:meth:`Engine.prepare`)."""
     global _engine
+    _leave_signals_to_the_parent()
     return_large_buffers()
     _engine = engine
 
@@ -355,7 +365,8 @@ def _run_pool(
     from concurrent.futures import FIRST_COMPLETED, Future, wait
 
     found: dict[_Task, LayerScan] = {}
-    with _pool(engine, min(jobs, len(tasks))) as pool:
+    pool = _pool(engine, min(jobs, len(tasks)))
+    try:
         pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
         hasher = None
         if regions:
@@ -372,4 +383,17 @@ def _run_pool(
                     hook(task.size)
         if hasher is not None:
             hasher.join()
+    except BaseException:  # interrupted (or a worker failed): stop the workers now, not after their tasks
+        _kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
     return found
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public way to stop running workers before Python 3.14
+    # (terminate_workers): kill them; the executor then sees them gone and winds down at once
+    # (waiting for that keeps its exit hook from writing to a pipe it has closed).
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
+    pool.shutdown(wait=True, cancel_futures=True)

@@ -7,13 +7,16 @@ be a layer is yielded as it comes, small JSON members are kept as metadata.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import stat
+import sys
 import tarfile
 from collections.abc import Iterator
 from typing import IO, cast
 
+from layerleak.entries.streams import Counting, Prefixed
 from layerleak.errors import ImageFormatError, TargetError
 from layerleak.layers import targuard
 from layerleak.layers.decompress import sniff_compression
@@ -23,6 +26,15 @@ from layerleak.sources.stream import MAX_METADATA, FailingReader, TarStreamSourc
 from layerleak.sources.stream import norm_member as _norm
 
 MAX_LINK_HOPS = 8
+STDIN = "-"  # the archive arrives on standard input
+
+
+def open_input(path: str) -> IO[bytes]:
+    """The archive file, or a copy of standard input's descriptor for ``-`` (so closing the
+    source leaves ``sys.stdin`` alone)."""
+    if path == STDIN:
+        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+    return open(path, "rb")  # noqa: SIM115 - closed by the source's close()
 
 
 class TarArchiveSource(ImageSource):
@@ -32,15 +44,27 @@ class TarArchiveSource(ImageSource):
         self.kind = kind
         self.ref = ref
         try:
-            self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed in close()
+            self._file: IO[bytes] = open_input(path)
         except OSError as exc:
             raise TargetError(f"cannot open {path}: {exc.strerror or exc}") from None
         if os.path.isdir(path):
             raise TargetError(f"{path} is a directory, not an archive")
-        head = self._file.read(512)
-        self._file.seek(0)
+        self._opened = self._file
+        # A pipe, a FIFO or a terminal (`docker save x | layerleak scan -`) can be read once only:
+        # it is streamed, its first bytes given back in front of the rest.
+        # `-` is always streamed: even a file redirected to stdin is read from where stdin stands.
+        self._seekable = path != STDIN and stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+        try:
+            head = self._file.read(512)
+        except OSError as exc:
+            self._file.close()
+            raise TargetError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if self._seekable:
+            self._file.seek(0)
+        else:
+            self._file = io.BufferedReader(Counting(Prefixed(head, self._file)), buffer_size=1 << 20)
         self._compression = sniff_compression(head)
-        self.streaming = self._compression is not None
+        self.streaming = self._compression is not None or not self._seekable
         self._tar: tarfile.TarFile | None = None
         self._members: dict[str, tarfile.TarInfo] = {}
         self._stream = TarStreamSource(target, self._file, kind, ref, path)
@@ -98,7 +122,8 @@ class TarArchiveSource(ImageSource):
 
     def blobs(self, keys: set[str] | None) -> Iterator[tuple[str, IO[bytes]]]:
         if self.streaming:
-            self._file.seek(0)
+            if self._seekable:
+                self._file.seek(0)
             yield from self._stream.blobs(None)
             self.damage = self._stream.damage
             return
@@ -139,13 +164,15 @@ class TarArchiveSource(ImageSource):
         member = None if self.streaming else self._resolve(key)
         if member is None or isinstance(member, str):
             return None
-        return BlobLocation(os.path.abspath(self.path), member.offset_data, member.size)
+        # realpath: /dev/stdin redirected from a file is that file, for the worker processes
+        return BlobLocation(os.path.realpath(self.path), member.offset_data, member.size)
 
     def close(self) -> None:
         if self._tar is not None:
             self._tar.close()
             self._tar = None
         self._file.close()
+        self._opened.close()
 
 
 class OciDirSource(ImageSource):

@@ -174,7 +174,9 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
         if claimed is not None and claimed != image_id:
             errors.append(f"{what} does not match its digest: expected {claimed}, content is {image_id}")
         diff_ids = _diff_ids(config)
-        raw_paths = _capped_layers(as_list(entry.get("Layers")), errors)
+        if not isinstance(entry.get("Layers"), list):
+            raise ImageFormatError(f"manifest.json entry {pos}: Layers is not a list")
+        raw_paths = _capped_layers(entry["Layers"], errors)
         layer_paths = []
         for i, path in enumerate(raw_paths):
             if isinstance(path, str) and path:
@@ -226,7 +228,7 @@ def docker_images(read: Reader, ref: str | None) -> list[ImageDesc]:
             f"no image named {ref!r} in the archive (it holds {_positions(len(manifest))}: "
             f"{names_listing(names)})"
         )
-    return images
+    return _with_oci_texts(read, images)
 
 
 def _claimed_config_digest(path: str) -> str | None:
@@ -239,6 +241,18 @@ def _claimed_config_digest(path: str) -> str | None:
     if "/" not in stem and len(stem) == 64 and _HEX.fullmatch(stem):
         return f"sha256:{stem}"
     return None
+
+
+def _with_oci_texts(read: Reader, images: list[ImageDesc]) -> list[ImageDesc]:
+    """A Docker >= 25 archive is an OCI layout too: the annotations and attestations its index
+    holds for an image (matched by config digest) come with the image manifest.json lists."""
+    if not images or read("index.json") is None:
+        return images
+    try:
+        texts = {i.image_id: i.texts for i in oci_images(read, None) if i.texts}
+    except ImageFormatError:
+        return images  # the OCI side is broken: manifest.json still says what to scan
+    return [dataclasses.replace(i, texts=texts[i.image_id]) if i.image_id in texts else i for i in images]
 
 
 def _docker_ref_matches(ref: str, pos: int, tags: list[str]) -> bool:

@@ -78,8 +78,9 @@ class TarStreamSource(ImageSource):
                 self._yielded.append((name, member.size))
                 yield name, f
         except (tarfile.TarError, EOFError, OSError, zlib.error, zstandard.ZstdError) as exc:
-            if count == 0 and not self._yielded:
-                raise ImageFormatError(f"{self.label}: not an image archive ({_why(exc)})") from None
+            if count == 0 and not self._yielded:  # nothing read: the whole target's error
+                why = _why(exc)
+                raise ImageFormatError(f"{self.label}: archive is truncated or corrupt ({why})") from None
             self.damage = f"{self.label}: archive is corrupt or truncated after {count} files ({_why(exc)})"
 
     def unattributed(self) -> list[LayerRef]:

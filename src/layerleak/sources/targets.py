@@ -7,11 +7,12 @@
 from __future__ import annotations
 
 import os
+import stat
 import tarfile
 
 from layerleak.errors import TargetError, UsageError
 from layerleak.layers.decompress import sniff_compression
-from layerleak.sources.archive import OciDirSource, TarArchiveSource
+from layerleak.sources.archive import STDIN, OciDirSource, TarArchiveSource
 from layerleak.sources.interface import ImageSource, SourceOptions
 
 TRANSPORTS = ("docker-archive", "oci-archive", "oci", "docker-daemon", "docker")
@@ -42,10 +43,12 @@ def open_target(target: str, options: SourceOptions | None = None) -> ImageSourc
             from layerleak.sources.daemon import DaemonSource
 
             return DaemonSource(target, rest)
-        path, ref = split_path_ref(rest)
-        if not os.path.exists(path):
+        path, ref = _stdin_ref(rest) or split_path_ref(rest)
+        if path != STDIN and not os.path.exists(path):
             raise TargetError(f"{target}: {path} does not exist")
         if transport == "oci":
+            if path == STDIN:
+                raise TargetError(f"{target}: a layout directory cannot come on stdin (use oci-archive:-)")
             if not os.path.isdir(path):
                 raise TargetError(f"{target}: {path} is not a directory (use oci-archive: for a tar)")
             return OciDirSource(target, path, ref)
@@ -56,7 +59,28 @@ def open_target(target: str, options: SourceOptions | None = None) -> ImageSourc
     return _detect(target)
 
 
+STDIN_PATHS = (STDIN, "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
+
+
+def reads_stdin(target: str) -> bool:
+    """True when ``target`` is an archive read from standard input (``-``, ``/dev/stdin``)."""
+    transport, sep, rest = target.partition(":")
+    spec = rest if sep and transport in ("docker-archive", "oci-archive") else target
+    path = STDIN if _stdin_ref(spec) else split_path_ref(spec)[0]
+    return path in STDIN_PATHS
+
+
+def _stdin_ref(spec: str) -> tuple[str, str | None] | None:
+    """``-`` or ``-:REF``: the archive comes on standard input (unless a file named ``-`` exists)."""
+    if (spec == STDIN or spec.startswith(STDIN + ":")) and not os.path.exists(spec):
+        return STDIN, spec[2:] or None
+    return None
+
+
 def _detect(target: str) -> ImageSource:
+    stdin = _stdin_ref(target)
+    if stdin is not None:
+        return TarArchiveSource(target, stdin[0], None, stdin[1])
     path, ref = split_path_ref(target)
     if not os.path.exists(path):
         raise TargetError(
@@ -67,6 +91,8 @@ def _detect(target: str) -> ImageSource:
         if os.path.isfile(os.path.join(path, "index.json")):
             return OciDirSource(target, path, ref)
         raise TargetError(f"{target}: directory is not an OCI image layout (no index.json)")
+    if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or FIFO: its first bytes can be read once
+        return TarArchiveSource(target, path, None, ref)
     try:
         with open(path, "rb") as f:
             head = f.read(512)

@@ -9,6 +9,11 @@ Later batch scans of whole registries build on the same file: ``hits.fingerprint
 Schema version :data:`SCHEMA_VERSION`; an older file is emptied and rebuilt (it is only a cache), a
 newer one is refused. The location is ``$LAYERLEAK_CACHE_DIR/layers.sqlite3`` when that variable is
 set, else the platform's user cache directory.
+
+The directory is private (0700) and the file with its ``-wal``/``-shm`` companions 0600, even
+when an earlier run left them looser; a directory that is not the user's own, or shared (sticky,
+like ``/tmp``), is refused. Deleted rows are overwritten (``secure_delete``), and a file of an
+older schema (whose redacted forms could hold key material) is vacuumed when it is rebuilt.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import time
 import zlib
 from dataclasses import astuple
@@ -30,9 +36,12 @@ from layerleak.errors import StoreError
 from layerleak.layers.scanned import LayerScan
 from layerleak.store.codec import HitRow, NotCacheable, decode_body, encode_body, file_hit, hit_row
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: redacted forms are short and fixed-size (version 1's could hold key material)
 FILE_NAME = "layers.sqlite3"
 ENV_DIR = "LAYERLEAK_CACHE_DIR"
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+COMPANIONS = ("-wal", "-shm", "-journal")  # SQLite's side files: they get the main file's mode
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -93,13 +102,44 @@ def _sources(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.suffix in (".py", ".toml") and p.is_file()]
 
 
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (0700), or tighten it when an earlier run made it looser."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    st = path.stat()
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        raise CacheError(
+            f"the cache directory {path} belongs to another user (set {ENV_DIR}, or use --no-cache)"
+        )
+    if st.st_mode & stat.S_ISVTX:
+        raise CacheError(
+            f"the cache directory {path} is shared (sticky bit): set {ENV_DIR} to a directory of your own"
+        )
+    if stat.S_IMODE(st.st_mode) != DIR_MODE:
+        os.chmod(path, DIR_MODE)
+
+
+def _private_files(path: Path) -> None:
+    """The database file exists with mode 0600 before SQLite opens it (SQLite gives its -wal and
+    -shm files the main file's mode); files an earlier run left looser are tightened."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in COMPANIONS)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode != FILE_MODE:
+            os.chmod(file, FILE_MODE)
+
+
 class LayerCache:
     def __init__(self, path: Path, engine_version: str | None = None) -> None:
         self.path = path
         self.engine = engine_version or scanner_version()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_dir(path.parent)
+            _private_files(path)
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -123,6 +163,8 @@ class LayerCache:
                 )
             if found < SCHEMA_VERSION:
                 self._db.executescript("DROP TABLE IF EXISTS hits; DROP TABLE IF EXISTS layers;")
+                self._db.execute("VACUUM")  # no page of the old file survives, in it or its WAL
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.executescript(_SCHEMA)
         self._db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)

@@ -1,0 +1,255 @@
+"""The fleet commands: ``layerleak registry`` (a whole registry as one resumable job) and
+``layerleak db`` (what the results database knows). Parse, call, render, exit: the logic lives
+in scan/fleet.py, sources/catalog.py and store/results/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from layerleak.detect.engine import Engine
+from layerleak.detect.gate import GATES
+from layerleak.detect.rules import load_rules
+from layerleak.errors import LayerleakError
+from layerleak.findings.policy import EXIT_CLEAN, EXIT_ERROR, EXIT_FINDINGS
+from layerleak.models import Confidence
+from layerleak.report import fleet as render
+from layerleak.report.fleet_progress import fleet_progress
+from layerleak.scan.fleet import FleetOptions, FleetSummary, run_fleet
+from layerleak.scan.layers import default_jobs
+from layerleak.scan.runners import DaskRunner, PoolRunner, Runner, RunnerError
+from layerleak.sources.catalog import Catalog, CatalogOptions, TagPolicy
+from layerleak.sources.interface import SourceOptions
+from layerleak.sources.targets import TRANSPORTS, open_target
+from layerleak.store.results.db import STATUSES, ResultsDB
+
+DB_HELP = "Results database: a SQLite file PATH or postgresql://USER@HOST/DB  [default: the user data dir]."
+
+
+def _fail(message: str) -> None:
+    click.echo(f"layerleak: error: {render.safe(message)}", err=True)
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+        sys.exit(EXIT_ERROR)
+
+
+def _base_layers(bases: tuple[str, ...], host: str, source: SourceOptions) -> frozenset[str]:
+    """``--base``: a target as ``scan`` takes it, or REPO[:TAG] in the registry being walked."""
+    digests: set[str] = set()
+    for base in bases:
+        target = base if base.split(":", 1)[0] in TRANSPORTS else f"docker://{host}/{base}"
+        with open_target(target, source) as image_source:
+            for image in image_source.images():
+                digests.update(d for layer in image.layers for d in (layer.digest, layer.blob_digest) if d)
+    return frozenset(digests)
+
+
+@click.command("registry")
+@click.argument("host", metavar="HOST[:PORT]")
+@click.option("--repo", "repos", multiple=True, metavar="GLOB",
+              help="Only repositories matching GLOB; repeatable.")
+@click.option("--tags", default="latest", show_default=True, metavar="latest|all|N",
+              help="Tags per repository: latest, all, or N (latest first, then newest name first).")
+@click.option("--platform", metavar="OS/ARCH[/VARIANT]", help="Only this platform of each index.")
+@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
+@click.option("--dask", "dask_address", metavar="local|tcp://ADDR",
+              help="Scan layers on Dask: a LocalCluster of -j workers, or an existing scheduler.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Layers scanned at once (processes, or LocalCluster workers)  [default: CPUs, at most 8].")
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP and do not verify TLS certificates.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), metavar="PATH",
+              help="Also trust the CA certificates in this PEM file.")
+@click.option("--cert-dir", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Trust the *.crt CAs in DIR, present its *.cert/*.key (as certs.d/HOST).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the summary to FILE instead of stdout.")
+@click.option("--username", metavar="USER", help="Registry user (else env LAYERLEAK_USERNAME).")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from stdin.")
+@click.option("--max-requests", type=click.IntRange(min=1), default=None,
+              help="Request budget for enumeration (catalog, tags, manifests, configs); blobs not counted.")
+@click.option("--base", "bases", multiple=True, metavar="IMAGE",
+              help="Mark findings in layers shared with this base image as inherited; repeatable.")
+@click.option("--common-repos", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Mark findings in layers seen in more than N other repositories as inherited.")
+@click.option("--min-confidence", type=click.Choice(["low", "medium", "high"], case_sensitive=False),
+              default="medium", show_default=True)
+@click.option("--rules", "rule_paths", multiple=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--gate", type=click.Choice(GATES), default="auto", show_default=True)
+@click.option("--no-progress", is_flag=True, help="No progress display on stderr.")
+def registry(
+    host: str,
+    repos: tuple[str, ...],
+    tags: str,
+    platform: str | None,
+    db_url: str | None,
+    dask_address: str | None,
+    jobs: int | None,
+    insecure: bool,
+    ca_file: str | None,
+    cert_dir: str | None,
+    fmt: str,
+    output: Path | None,
+    username: str | None,
+    password_stdin: bool,
+    max_requests: int | None,
+    bases: tuple[str, ...],
+    common_repos: int | None,
+    min_confidence: str,
+    rule_paths: tuple[Path, ...],
+    gate: str,
+    no_progress: bool,
+) -> None:
+    """Scan every image of a registry: each unique layer once, results into the database.
+
+    Rerun the same command to resume a job that was stopped: what the database holds is not
+    downloaded again. Exit 2 if anything could not be scanned, else 1 if anything was found.
+    """
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    try:
+        engine = Engine(load_rules(rule_paths), gate=gate)
+        catalog = Catalog(
+            host,
+            CatalogOptions(repos, TagPolicy.parse(tags), platform, insecure, max_requests, ca_file, cert_dir),
+            username,
+            password,
+        )
+        source = SourceOptions(
+            username=username, password=password, insecure=insecure, ca_file=ca_file, cert_dir=cert_dir
+        )
+        base_layers = _base_layers(bases, catalog.host, source)
+        db = ResultsDB(db_url)
+    except ImportError:
+        _fail("--gate hyperscan: the hyperscan package is not installed (pip install 'layerleak[accel]')")
+        sys.exit(EXIT_ERROR)
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    options = FleetOptions(
+        min_confidence=Confidence.parse(min_confidence),
+        insecure=insecure,
+        ca_file=ca_file,
+        cert_dir=cert_dir,
+        creds=catalog.creds,
+        base_layers=base_layers,
+        common_repos=common_repos,
+    )
+    workers = jobs or default_jobs()
+    errors: list[str] = []
+    runner: Runner | None
+    try:
+        runner = DaskRunner(engine, dask_address, workers) if dask_address else PoolRunner(engine, workers)
+    except RunnerError as exc:
+        _fail(exc.diagnostics())
+        errors.append(exc.diagnostics())
+        runner = None
+    try:
+        with fleet_progress(not no_progress) as progress:
+            summary = run_fleet(
+                catalog.walk(lambda name, digest: db.image_done(name, digest, engine.ruleset, scanner())),
+                catalog.host,
+                engine,
+                db,
+                runner,
+                options,
+                progress,
+                on_error=_fail,
+                base_url=lambda: catalog.base_url,
+            )
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    finally:
+        if runner is not None:
+            runner.close()
+        db.close()
+    summary.repositories = max(summary.repositories, catalog.repositories)
+    summary.errors[:0] = errors
+    _write(render.summary_json(summary) if fmt == "json" else render.summary_table(summary), output)
+    sys.exit(_exit(summary))
+
+
+def scanner() -> str:
+    from layerleak.store.cache import scanner_version
+
+    return scanner_version()
+
+
+def _exit(summary: FleetSummary) -> int:
+    if summary.errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if summary.findings else EXIT_CLEAN
+
+
+@click.group("db")
+def db() -> None:
+    """Query the results database (what scans with --db and registry jobs recorded)."""
+
+
+def _open(db_url: str | None) -> ResultsDB:
+    try:
+        return ResultsDB(db_url, write=False)
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+
+
+@db.command("findings")
+@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
+@click.option("--image", metavar="REF", help="Only this image: HOST/REPO:TAG, HOST/REPO, a digest.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only file findings with this status.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def db_findings(db_url: str | None, image: str | None, status: str | None, fmt: str) -> None:
+    """Findings, one per image and secret, as `scan --format json` shows them."""
+    store = _open(db_url)
+    try:
+        found = store.findings(image, status)
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    finally:
+        store.close()
+    click.echo(render.findings_json(found) if fmt == "json" else render.findings_table(found), nl=False)
+
+
+@db.command("where")
+@click.argument("fingerprint")
+@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def db_where(fingerprint: str, db_url: str | None, fmt: str) -> None:
+    """Every recorded image and layer that holds the secret with this FINGERPRINT."""
+    store = _open(db_url)
+    try:
+        answer = store.where(fingerprint.strip())
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    finally:
+        store.close()
+    click.echo(render.where_json(answer) if fmt == "json" else render.where_table(answer), nl=False)
+
+
+@db.command("images")
+@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def db_images(db_url: str | None, fmt: str) -> None:
+    """Recorded images: layer counts and finding counts by status."""
+    store = _open(db_url)
+    try:
+        images = store.images()
+    except LayerleakError as exc:
+        _fail(exc.diagnostics())
+        sys.exit(EXIT_ERROR)
+    finally:
+        store.close()
+    click.echo(render.images_json(images) if fmt == "json" else render.images_table(images), nl=False)

@@ -1,0 +1,112 @@
+"""Fleet outputs: the job summary, and the answers of ``layerleak db`` (JSON and tables).
+
+Text that came from an image (paths, names) goes through :func:`safe` before it reaches a
+terminal: control characters are shown escaped, never interpreted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from layerleak.scan.fleet import FleetSummary
+
+DB_JSON_VERSION = 1
+
+
+def safe(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def summary_json(summary: FleetSummary) -> str:
+    return json.dumps(summary.as_json(), indent=2) + "\n"
+
+
+def summary_table(summary: FleetSummary) -> str:
+    data = summary.as_json()
+    lines = [f"registry {safe(summary.registry)}"]
+    for key in (
+        "repositories",
+        "images",
+        "images_unchanged",
+        "layer_refs",
+        "layers_unique",
+        "layers_scanned",
+        "layers_reused",
+        "bytes_scanned",
+        "findings",
+    ):
+        lines.append(f"  {key.replace('_', ' '):<18} {data[key]}")
+    by_status = ", ".join(f"{k} {v}" for k, v in summary.findings_by_status.items()) or "none"
+    lines.append(f"  {'findings by status':<18} {by_status}")
+    lines.append(f"  {'seconds':<18} {summary.seconds:.1f}")
+    if summary.errors:
+        lines.append(f"  errors ({len(summary.errors)}):")
+        lines.extend(f"    {safe(e)}" for e in summary.errors)
+    return "\n".join(lines) + "\n"
+
+
+def findings_json(findings: list[dict[str, Any]]) -> str:
+    return json.dumps({"version": DB_JSON_VERSION, "findings": findings}, indent=2) + "\n"
+
+
+def findings_table(findings: list[dict[str, Any]]) -> str:
+    if not findings:
+        return "no findings\n"
+    rows: list[tuple[object, ...]] = [("IMAGE", "STATUS", "RULE", "SECRET", "LAYER", "WHERE")]
+    for f in findings:
+        where = f.get("path") or f.get("key") or ""
+        status = (f.get("status") or f.get("source") or "") + (" (inherited)" if f.get("inherited") else "")
+        layer = "" if f.get("layer_index") is None else str(f["layer_index"])
+        rows.append((f.get("image"), status, f.get("rule_id"), f.get("secret"), layer, where))
+    return _table(rows)
+
+
+def where_json(answer: dict[str, Any]) -> str:
+    return json.dumps(answer, indent=2) + "\n"
+
+
+def where_table(answer: dict[str, Any]) -> str:
+    if not answer["images"]:
+        return f"fingerprint {safe(answer['fingerprint'])}: in no recorded image\n"
+    rows = [("IMAGE", "LAYER", "PATH", "STATUS")]
+    rows.extend(
+        (i["image"], i["layer_digest"] or "", i["path"] or "", i["status"] or i["source"])
+        for i in answer["images"]
+    )
+    return _table(rows)
+
+
+def images_json(images: list[dict[str, Any]]) -> str:
+    return json.dumps({"version": DB_JSON_VERSION, "images": images}, indent=2) + "\n"
+
+
+def images_table(images: list[dict[str, Any]]) -> str:
+    if not images:
+        return "no images recorded\n"
+    rows = [("IMAGE", "PLATFORM", "LAYERS", "PRESENT", "DELETED", "OVERWRITTEN", "CONFIG", "COMPLETE")]
+    for i in images:
+        f = i["findings"]
+        rows.append(
+            (
+                i["image"],
+                i["platform"] or "",
+                i["layers"],
+                f["present"],
+                f["deleted"],
+                f["overwritten"],
+                f["config"],
+                "yes" if i["complete"] else "no",
+            )
+        )
+    return _table(rows)
+
+
+def _table(rows: Sequence[Sequence[object]]) -> str:
+    cells = [[safe(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in cells
+    )

@@ -1,0 +1,381 @@
+"""Every image in a registry: ``/v2/_catalog``, each repository's ``tags/list``, every platform.
+
+Both lists are paged as the distribution spec says: ``?n=`` asks for a page size, and the answer's
+``Link: <...>; rel="next"`` header names the next page (RFC 5988). Only the path and query of
+that link are followed, on the registry itself: a link to another host is never sent our
+credentials. Every request counts against a :class:`RequestBudget` (Docker Hub counts manifest
+requests against its pull limits); 429 and 5xx answers are retried honouring ``Retry-After`` by the
+client underneath (:class:`~layerleak.sources.registry.RegistryClient`, same auth as ``scan``).
+
+Enumeration yields one item at a time: an image to scan (:class:`Found`, with its manifest and
+config read), an image the results database already holds complete (:class:`Unchanged`: its
+config is not even fetched), or a problem (:class:`Problem`: one line; the walk goes on).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from layerleak.errors import LayerleakError, RegistryError, UsageError
+from layerleak.sources import platforms
+from layerleak.sources.attestations import is_attestation
+from layerleak.sources.interface import ImageDesc
+from layerleak.sources.layout import INDEX_TYPES, MANIFEST_TYPES, image_from_manifest, platform_of
+from layerleak.sources.registry import _HOST, Reference, RegistryClient, _registry_error
+from layerleak.sources.registry_auth import Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_tls import TrustStore
+
+PAGE = 100  # entries asked for per page of _catalog and tags/list
+MAX_PAGES = 100_000  # a registry that pages forever is cut here
+
+
+class BudgetExceeded(RegistryError):
+    """The job's request budget is spent."""
+
+
+class RequestBudget:
+    """At most ``limit`` requests (None: no limit), shared by every client of one job."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def spend(self, url: str) -> None:
+        with self._lock:
+            if self.limit is not None and self.used >= self.limit:
+                raise BudgetExceeded(
+                    f"request budget of {self.limit} spent (--max-requests): "
+                    f"stopped before {urlsplit(url).path}"
+                )
+            self.used += 1
+
+
+class _BudgetSession(requests.Session):
+    def __init__(self, budget: RequestBudget) -> None:
+        super().__init__()
+        self.budget = budget
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.budget.spend(request.url or "")
+        return super().send(request, **kwargs)
+
+
+class RepoClient(RegistryClient):
+    """A :class:`RegistryClient` for one repository that can be told the registry's base URL
+    (``https://host`` or ``http://host``) found by an earlier client, so that thousands of
+    repositories cost one probe, not one each."""
+
+    def __init__(
+        self, host: str, repo: str, creds: Credentials | None, trust: TrustStore, base: str | None = None
+    ) -> None:
+        label = f"{host}/{repo}" if repo else host
+        super().__init__(Reference(host, repo, None, None), creds, trust, label)
+        if base is not None:
+            self.use_base(base)
+
+    def use_base(self, base: str) -> None:
+        self._base = base
+
+
+class CatalogClient(RepoClient):
+    """A :class:`RepoClient` whose requests count against a budget, with registry-wide GETs."""
+
+    def __init__(
+        self,
+        host: str,
+        repo: str,
+        creds: Credentials | None,
+        trust: TrustStore,
+        budget: RequestBudget,
+        base: str | None = None,
+    ) -> None:
+        super().__init__(host, repo, creds, trust, base)
+        session = _BudgetSession(budget)
+        session.headers = self.session.headers
+        session.adapters = self.session.adapters
+        session.verify = self.session.verify
+        session.cert = self.session.cert
+        self.session = session
+
+    def get_v2(self, path: str) -> requests.Response:
+        """GET ``/v2/<path>`` (``_catalog?n=..``, or a ``Link`` target's path and query)."""
+        url = f"{self.base()}/v2/{path}"
+        resp = self._send(url, self._with_auth({"Accept": "application/json"}), False)
+        if resp.status_code == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            resp.close()
+            self._authenticate(challenge)
+            resp = self._send(url, self._with_auth({"Accept": "application/json"}), False)
+            if resp.status_code == 401:
+                resp.close()
+                raise RegistryError(f"{self.label}: {self._denied()}")
+        if resp.status_code != 200:
+            what = "the catalog" if path.startswith("_catalog") else "the tag list"
+            if resp.status_code == 404:
+                words = f"{what} is not there ({_registry_error(resp)})"
+            else:
+                words = f"cannot list {what} ({_registry_error(resp)})"
+            resp.close()
+            raise RegistryError(f"{self.label}: {words}")
+        return resp
+
+
+def _next_path(resp: requests.Response) -> str | None:
+    """The ``rel="next"`` link's path and query, relative to ``/v2/``; None at the last page."""
+    link = resp.links.get("next", {}).get("url")
+    if not link:
+        return None
+    parts = urlsplit(link)
+    path = parts.path
+    if not path.startswith("/v2/"):
+        return None
+    return path[len("/v2/") :] + (f"?{parts.query}" if parts.query else "")
+
+
+def _pages(client: CatalogClient, first: str, field: str) -> Iterator[str]:
+    path: str | None = first
+    for _ in range(MAX_PAGES):
+        if path is None:
+            return
+        resp = client.get_v2(path)
+        with resp:
+            try:
+                body = resp.json()
+            except ValueError:
+                raise RegistryError(f"{client.label}: {field} page is not JSON") from None
+            names = body.get(field) if isinstance(body, dict) else None
+            if names is None:
+                names = []
+            if not isinstance(names, list):
+                raise RegistryError(f"{client.label}: {field} page has no {field} list")
+            for name in names:
+                if isinstance(name, str):
+                    yield name
+            path = _next_path(resp)
+
+
+@dataclass(frozen=True, slots=True)
+class TagPolicy:
+    """``--tags``: ``latest``, ``all``, or a number N (``latest`` first, then the others newest
+    name first: reverse lexical order, which puts 1.10 after 1.9 but is what a tag list offers
+    without a manifest request per tag)."""
+
+    mode: str = "latest"
+    count: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> TagPolicy:
+        if text in ("latest", "all"):
+            return cls(text)
+        if text.isdigit() and int(text) > 0:
+            return cls("count", int(text))
+        raise UsageError(f"--tags {text!r}: expected latest, all or a positive number")
+
+    def pick(self, tags: Sequence[str]) -> list[str]:
+        unique = sorted(set(tags))
+        if self.mode == "all":
+            return unique
+        ordered = (["latest"] if "latest" in unique else []) + sorted(
+            (t for t in unique if t != "latest"), reverse=True
+        )
+        if self.mode == "latest":
+            return ordered[:1] if ordered[:1] == ["latest"] else []
+        return ordered[: self.count]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    image: ImageDesc
+    registry: str
+    repo: str
+    tag: str
+    digest: str  # the image's own manifest digest
+    platform: str | None  # as the index names it (None for a single-platform tag)
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    name: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    message: str
+    fatal: bool = True  # could not be scanned (exit 2); False for a note
+
+
+Item = Found | Unchanged | Problem
+SkipCheck = Callable[[str, str], bool]  # (name, manifest digest) -> already recorded complete
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogOptions:
+    repos: tuple[str, ...] = ()  # --repo globs; none: every repository
+    tags: TagPolicy = TagPolicy()
+    platform: str | None = None
+    insecure: bool = False
+    max_requests: int | None = None
+    ca_file: str | None = None
+    cert_dir: str | None = None
+
+
+def parse_host(text: str) -> str:
+    host = text.removeprefix("docker://").rstrip("/")
+    if not _HOST.fullmatch(host):
+        raise UsageError(f"{text}: expected a registry HOST[:PORT]")
+    return host
+
+
+class Catalog:
+    """One registry, walked with one set of credentials and one request budget."""
+
+    def __init__(
+        self, host: str, options: CatalogOptions, username: str | None = None, password: str | None = None
+    ) -> None:
+        self.host = parse_host(host)
+        self.options = options
+        self.budget = RequestBudget(options.max_requests)
+        self.creds = find_credentials(self.host, username, password)
+        self.trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.host)
+        self.repositories = 0
+        self.base_url: str | None = None  # https://host or http://host, once a client found it
+
+    def client(self, repo: str) -> CatalogClient:
+        client = CatalogClient(self.host, repo, self.creds, self.trust, self.budget, self.base_url)
+        if self.base_url is None:
+            self.base_url = client.base()
+        return client
+
+    def repos(self) -> Iterator[str]:
+        client = self.client("")
+        try:
+            for repo in _pages(client, f"_catalog?n={PAGE}", "repositories"):
+                if not self.options.repos or any(fnmatch.fnmatchcase(repo, g) for g in self.options.repos):
+                    yield repo
+        finally:
+            client.close()
+
+    def walk(self, skip: SkipCheck | None = None) -> Iterator[Item]:
+        """Every selected image of every selected repository; problems as items, never raised."""
+        try:
+            repos = list(self.repos())
+        except LayerleakError as exc:
+            yield Problem(f"{self.host}: {exc.diagnostics().removeprefix(self.host + ': ')}")
+            return
+        for repo in repos:
+            self.repositories += 1
+            client = self.client(repo)
+            try:
+                yield from self._repo(client, repo, skip)
+            except BudgetExceeded as exc:
+                yield Problem(exc.diagnostics())
+                return
+            except LayerleakError as exc:
+                yield Problem(exc.diagnostics())
+            finally:
+                client.close()
+
+    def _repo(self, client: CatalogClient, repo: str, skip: SkipCheck | None) -> Iterator[Item]:
+        tags = self.options.tags.pick(list(_pages(client, f"{repo}/tags/list?n={PAGE}", "tags")))
+        if not tags:
+            yield Problem(
+                f"{self.host}/{repo}: no tag selected by --tags {self.options.tags.mode}", fatal=False
+            )
+        for tag in tags:
+            name = f"{self.host}/{repo}:{tag}"
+            try:
+                body, media = client.manifest(tag)
+                digest = "sha256:" + hashlib.sha256(body).hexdigest()
+                yield from self._manifest(client, repo, tag, name, body, media, digest, None, skip)
+            except BudgetExceeded:
+                raise
+            except LayerleakError as exc:
+                message = exc.diagnostics()
+                yield Problem(message if name in message or repo in message else f"{name}: {message}")
+
+    def _manifest(
+        self,
+        client: CatalogClient,
+        repo: str,
+        tag: str,
+        name: str,
+        body: bytes,
+        media: str | None,
+        digest: str,
+        platform: str | None,
+        skip: SkipCheck | None,
+    ) -> Iterator[Item]:
+        doc = _json(body, f"{name}: manifest {digest}")
+        media = doc.get("mediaType") or media
+        if media in INDEX_TYPES or (media is None and "manifests" in doc):
+            if platform is not None:
+                return  # an index inside an index's platform entry: not an image
+            for child in doc.get("manifests") or []:
+                if not isinstance(child, dict) or not isinstance(child.get("digest"), str):
+                    yield Problem(f"{name}: index {digest} has a descriptor without digest")
+                    continue
+                if is_attestation(child):
+                    continue
+                child_platform = platform_of(child.get("platform"))
+                wanted = self.options.platform
+                if wanted and child_platform and not platforms.matches(child_platform, wanted):
+                    continue
+                if skip is not None and skip(name, child["digest"]):
+                    yield Unchanged(name, child["digest"])
+                    continue
+                child_body, child_media = client.manifest(child["digest"])
+                yield from self._manifest(
+                    client,
+                    repo,
+                    tag,
+                    name,
+                    child_body,
+                    child.get("mediaType") or child_media,
+                    child["digest"],
+                    child_platform or "",
+                    skip,
+                )
+            return
+        if media in MANIFEST_TYPES or (media is None and "layers" in doc):
+            if skip is not None and skip(name, digest):
+                yield Unchanged(name, digest)
+                return
+            image = image_from_manifest(_config_reader(client), doc, digest, name, platform or None)
+            if self.options.platform and not platforms.matches(image.platform, self.options.platform):
+                return
+            yield Found(image, self.host, repo, tag, digest, platform or None)
+            return
+        if doc.get("schemaVersion") == 1:
+            yield Problem(f"{name}: schema 1 manifests are not supported")
+        # else an artifact (signature, SBOM): nothing to scan
+
+
+def _config_reader(client: RegistryClient) -> Callable[[str], bytes | None]:
+    def read(path: str) -> bytes | None:
+        parts = path.split("/")
+        if len(parts) != 3 or parts[0] != "blobs":
+            return None
+        return client.small_blob(f"{parts[1]}:{parts[2]}")
+
+    return read
+
+
+def _json(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError(f"{what} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{what} is not a JSON object")
+    return doc

@@ -1,0 +1,25 @@
+"""Findings say whether their layer is inherited (from a named base, or seen in many repositories).
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("findings") as batch:
+        batch.add_column(sa.Column("inherited", sa.Boolean, nullable=False, server_default=sa.false()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("findings") as batch:
+        batch.drop_column("inherited")
