@@ -80,25 +80,25 @@ def _timed(timeout: int, argv: list[str]) -> list[str]:
     return ["timeout", str(timeout), *argv]
 
 
-def peer_runs(peer_dir: Path, image: Path, timeout: int, workdir: Path) -> list[Run]:
+def peer_runs(peer_dir: Path, image: Path, timeout: int, workdir: Path, names: set[str]) -> list[Run]:
     runs: list[Run] = []
     home = str(peer_dir / "home")
     betterleaks = peer_dir / "betterleaks"
-    if betterleaks.exists():
+    if betterleaks.exists() and "betterleaks" in names:
         report = workdir / "betterleaks.json"
         runs.append(run_measured("Betterleaks 2.0", _timed(timeout, [
             str(betterleaks), "fs", str(image), "--max-archive-depth", "8", "-s", "-o", str(report)]),
             {**os.environ, "HOME": home}))
         runs[-1].stdout = str(_count_json(report))
     kingfisher = peer_dir / "kingfisher"
-    if kingfisher.exists():
+    if kingfisher.exists() and "kingfisher" in names:
         run = run_measured("Kingfisher 2.14 --no-limits", _timed(timeout, [
             str(kingfisher), "scan", "docker", "--archive", str(image), "--format", "json",
             "--no-validate", "--no-limits"]), {**os.environ, "HOME": home})
         run.stdout = ""
         runs.append(run)
     trivy = peer_dir / "trivy"
-    if trivy.exists():
+    if trivy.exists() and "trivy" in names:
         cache = tempfile.mkdtemp(prefix="trivy-cache-")
         run = run_measured("Trivy 0.59 (fresh cache)", _timed(timeout, [
             str(trivy), "image", "--input", str(image), "--scanners", "secret",
@@ -139,7 +139,8 @@ def bench_shape(shape: str, image: Path, args: argparse.Namespace) -> ShapeResul
         identical = _same(runs["plain"], runs["cold"])
     with tempfile.TemporaryDirectory(prefix="shapes-peers-") as work:
         if args.peers.is_dir():
-            for run in peer_runs(args.peers, image, args.timeout, Path(work)):
+            names = set(args.peer_names.split(","))
+            for run in peer_runs(args.peers, image, args.timeout, Path(work), names):
                 runs[run.label] = run
     nbytes, nfiles, nfindings = scanned(runs["cold"].stdout) if runs["cold"].rc in (0, 1) else (0, 0, 0)
     return ShapeResult(
@@ -202,6 +203,8 @@ def main() -> int:
     parser.add_argument("--no-straightforward", action="store_true",
                         help="skip the straightforward path (and the findings check)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per run")
+    parser.add_argument("--peer-names", default="betterleaks,kingfisher,trivy",
+                        help="which peers to run (Kingfisher and Trivy take minutes per shape here)")
     args = parser.parse_args()
     wanted = [s for s in args.shapes.split(",") if s]
     for shape in wanted:
@@ -218,7 +221,9 @@ def main() -> int:
         if not image.exists():
             subprocess.run(["bash", str(HERE / script), str(args.out)], check=True)
         results.append(bench_shape(shape, image, args))
+        print_tables(results[-1:])  # each shape as it ends: a run cut short keeps what it measured
         sys.stdout.flush()
+    print("## All shapes\n")
     print_tables(results)
     print(f"(load average at end: {os.getloadavg()[0]:.2f})")
     return 0 if all(r.identical is not False and r.warm_same for r in results) else 1

@@ -218,11 +218,13 @@ def scan(
     from layerleak.scan import ScanOptions, TargetOptions, issue_lines, scan_targets
     from layerleak.scan.layers import default_jobs
     from layerleak.sources.targets import reads_stdin
-    from layerleak.store.cache import LayerCache
+    from layerleak.store.cache import LayerCache, default_dir
 
     settings: Settings = ctx.meta.get(SETTINGS_KEY, Settings())
     try:
-        rules = select_rules(load_rules(rule_paths, warn=_warn), disable_rules, enable_rules,
+        rules_cache = None if no_cache else default_dir()  # the parsed built-in rule files
+        rules = select_rules(load_rules(rule_paths, warn=_warn, cache_dir=rules_cache), disable_rules,
+                             enable_rules,
                              config_disable=settings.disable_rules, config_enable=settings.enable_rules)
         suppressor = Suppressor(Baseline.load(baseline) if baseline else None, settings.ignores)
         engine = Engine(rules, gate=gate)

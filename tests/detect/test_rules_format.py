@@ -66,3 +66,39 @@ def test_builtin_rules_pass_the_full_validation_they_skip_at_load_time() -> None
     checked = [r for name, text in builtin_rule_files() for r in parse_rules_text(text, f"signatures/{name}")]
     assert checked == load_rules(())
     assert len(checked) > 200
+
+
+def test_the_parsed_rules_cache_gives_the_same_rules(tmp_path: Path) -> None:
+    """load_rules(cache_dir=...) keeps the parsed built-in files as JSON; loaded from there the
+    rules (and so the ruleset hash that keys the layer cache) are exactly those parsed from TOML."""
+    from layerleak.detect.rules import load_rules, ruleset_hash
+
+    parsed = load_rules(())
+    first = load_rules((), cache_dir=tmp_path)  # parses, writes the cache
+    written = list(tmp_path.glob("rules-*.json"))
+    assert len(written) == 1
+    second = load_rules((), cache_dir=tmp_path)  # reads it
+    assert first == parsed and second == parsed
+    assert ruleset_hash(second) == ruleset_hash(parsed)
+
+
+def test_a_damaged_or_foreign_rules_cache_is_parsed_again(tmp_path: Path) -> None:
+    from layerleak.detect.rules import load_rules
+
+    parsed = load_rules(())
+    load_rules((), cache_dir=tmp_path)
+    (cached,) = tmp_path.glob("rules-*.json")
+    for text in ("{not json", "[]", '{"rule": []}', "[1, 2]"):
+        cached.write_text(text)
+        assert load_rules((), cache_dir=tmp_path) == parsed
+    # ...and the next load has rewritten it whole.
+    assert load_rules((), cache_dir=tmp_path) == parsed
+    assert cached.read_text().startswith("[{")
+
+
+def test_the_rules_cache_is_only_written_where_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from layerleak.detect.rules import load_rules
+
+    monkeypatch.chdir(tmp_path)
+    load_rules(())
+    assert list(tmp_path.rglob("rules-*.json")) == []

@@ -116,3 +116,43 @@ def test_cli_reports_related(tmp_path: Path, layerleak: Layerleak, material: dic
     cold = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--no-progress")
     warm = layerleak("scan", "--no-progress", f"docker-archive:{archive}", "--format", "json")
     assert cold.report["findings"] == warm.report["findings"] == findings
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    assert len(body) < 128
+    return bytes([tag, len(body)]) + body
+
+
+def test_a_private_key_of_an_algorithm_cryptography_does_not_know_has_no_id() -> None:
+    """A GOST R 34.10-2012 key (as GnuTLS' test data ships inside Debian images) raised
+    UnsupportedAlgorithm out of the layer walk: it is a key we cannot fingerprint, nothing more."""
+    import base64
+    import os
+
+    from layerleak.detect.examples import armor
+    from layerleak.entries.pubkeys import private_key_id
+
+    gost_oid = _der(0x06, bytes([0x2A, 0x85, 0x03, 0x07, 0x01, 0x01, 0x01, 0x02]))  # 1.2.643.7.1.1.1.2
+    info = _der(0x30, _der(0x02, b"\x00") + _der(0x30, gost_oid) + _der(0x04, _der(0x04, os.urandom(32))))
+    body = base64.encodebytes(info).decode()
+    pem = f"{armor('BEGIN', 'PRIVATE KEY')}\n{body}{armor('END', 'PRIVATE KEY')}\n"
+    assert private_key_id(pem) is None
+
+    # The layer walk reports it (PEM and DER) and goes on to the next file.
+    import io
+    import tarfile
+
+    from layerleak.detect.engine import Engine
+    from layerleak.detect.rules import load_rules
+    from layerleak.layers.walk import scan_layer
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("etc/gost.pem", pem.encode()), ("etc/gost.der", info), ("z.txt", b"after")):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    scan = scan_layer("layer", io.BytesIO(buf.getvalue()), Engine(load_rules()))
+    assert scan.error is None
+    assert "/etc/gost.pem" in {h.path for h in scan.hits}
+    assert scan.files_scanned == 3

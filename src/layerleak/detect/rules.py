@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
+import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Sequence
@@ -227,6 +229,11 @@ def parse_rules_text(text: str, origin: str, *, compile_regexes: bool = True) ->
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{origin}: not valid TOML: {exc}") from None
+    return rules_from_doc(doc, origin, compile_regexes=compile_regexes)
+
+
+def rules_from_doc(doc: dict[str, Any], origin: str, *, compile_regexes: bool = True) -> list[Rule]:
+    """The rules of one parsed rule file (ours, or gitleaks' format)."""
     if "rules" in doc and "rule" not in doc:
         from layerleak.detect.gitleaks import translate_gitleaks
 
@@ -244,19 +251,57 @@ def builtin_rule_files() -> list[tuple[str, str]]:
     return [(p.name, p.read_text(encoding="utf-8")) for p in files]
 
 
+def _builtin_docs(files: list[tuple[str, str]], cache_dir: Path | None) -> list[dict[str, Any]]:
+    """The parsed built-in rule files. TOML is parsed in Python (a third of a warm rescan's
+    start-up), so with ``cache_dir`` the parsed tables are kept there as JSON, under a digest of
+    the files' text: any change to them (a new version) misses, and an unreadable or foreign
+    file is parsed again. The cache holds rules only, no secret and nothing from an image."""
+    digest = hashlib.sha256("\0".join(f"{n}\0{t}" for n, t in files).encode()).hexdigest()[:32]
+    path = cache_dir / f"rules-{digest}.json" if cache_dir is not None else None
+    if path is not None:
+        try:
+            docs = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(docs, list) and len(docs) == len(files) and all(isinstance(d, dict) for d in docs):
+                return docs
+        except (OSError, ValueError):
+            pass
+    docs = []
+    for name, text in files:
+        try:
+            docs.append(tomllib.loads(text))
+        except tomllib.TOMLDecodeError as exc:
+            raise RuleError(f"signatures/{name}: not valid TOML: {exc}") from None
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for old in path.parent.glob("rules-*.json"):
+                old.unlink(missing_ok=True)  # one version's rules at a time
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            partial.write_text(json.dumps(docs), encoding="utf-8")
+            os.replace(partial, path)
+        except (OSError, TypeError, ValueError):
+            pass  # a read-only cache directory, or a value JSON cannot hold: parse next time
+    return docs
+
+
 def load_rules(
-    extra: Iterable[Path] = (), builtin: bool = True, warn: Callable[[str], None] | None = None
+    extra: Iterable[Path] = (),
+    builtin: bool = True,
+    warn: Callable[[str], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> list[Rule]:
     """Built-in rules plus the user's (a file or a directory of .toml files).
 
     An id defined twice is an error, except for imported (gitleaks) rules, which are loaded as
     gitleaks would load them: one whose id a built-in rule already has is renamed
     ``gitleaks:<id>``, and a later rule of the same file with an id already used there replaces
-    the earlier one. ``warn`` is told of each rename and replacement."""
+    the earlier one. ``warn`` is told of each rename and replacement. ``cache_dir``: where the
+    parsed built-in files may be kept (the layer cache's directory; None: parse every time)."""
     rules: list[Rule] = []
     if builtin:
-        for name, text in builtin_rule_files():
-            rules.extend(parse_rules_text(text, f"signatures/{name}", compile_regexes=False))
+        texts = builtin_rule_files()
+        for (name, _), doc in zip(texts, _builtin_docs(texts, cache_dir), strict=True):
+            rules.extend(rules_from_doc(doc, f"signatures/{name}", compile_regexes=False))
     for path in extra:
         files = sorted(path.glob("*.toml")) if path.is_dir() else [path]
         if not files:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -124,7 +125,7 @@ def der_length(data: bytes) -> int | None:
 def _load_der(data: bytes) -> PrivateKeyTypes | None:
     try:
         return load_der_private_key(data, password=None)
-    except (ValueError, TypeError, NotImplementedError):  # not a key, encrypted, unsupported
+    except (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm):  # not a key, encrypted, GOST
         return None
 
 

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -48,7 +49,7 @@ _SSH = re.compile(
     rb"|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) AAAA[A-Za-z0-9+/]+=*)([^\r\n]*)"
 )
 _SSH_FILES = ("authorized_keys", "authorized_keys2")
-_ERRORS = (ValueError, TypeError, NotImplementedError)
+_ERRORS = (ValueError, TypeError, NotImplementedError, UnsupportedAlgorithm)  # e.g. a GOST key
 
 PublicKey = tuple[str, str, str]  # (SPKI fingerprint, kind, detail)
 
