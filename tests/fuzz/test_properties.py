@@ -68,11 +68,14 @@ def test_layout_parsers_answer_any_bytes(data: bytes) -> None:
 
 def _valid_tar(names: list[str], datas: list[bytes], fmt: int) -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
-        for name, data in zip(names, datas, strict=False):
-            info = tarfile.TarInfo(name or "x")
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
+    try:
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+            for name, data in zip(names, datas, strict=False):
+                info = tarfile.TarInfo(name or "x")
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    except ValueError:  # a name ustar cannot hold (over 100 bytes, unsplittable): pax can
+        return _valid_tar(names, datas, tarfile.PAX_FORMAT)
     return buf.getvalue()
 
 

@@ -272,6 +272,9 @@ def _builtin_docs(files: list[tuple[str, str]], cache_dir: Path | None) -> list[
         except tomllib.TOMLDecodeError as exc:
             raise RuleError(f"signatures/{name}: not valid TOML: {exc}") from None
     if path is not None:
+        # Scans never use examples (they are for the tests, and `rules show` parses afresh): the
+        # cache leaves them out, so nothing that looks like a credential is written there.
+        docs = [_without_examples(d) for d in docs]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             for old in path.parent.glob("rules-*.json"):
@@ -282,6 +285,14 @@ def _builtin_docs(files: list[tuple[str, str]], cache_dir: Path | None) -> list[
         except (OSError, TypeError, ValueError):
             pass  # a read-only cache directory, or a value JSON cannot hold: parse next time
     return docs
+
+
+def _without_examples(doc: dict[str, Any]) -> dict[str, Any]:
+    tables = doc.get("rule")
+    if not isinstance(tables, list):
+        return doc
+    return {**doc, "rule": [{k: v for k, v in t.items() if k != "examples"} if isinstance(t, dict) else t
+                            for t in tables]}
 
 
 def load_rules(
