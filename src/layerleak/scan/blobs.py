@@ -14,17 +14,14 @@ import threading
 from dataclasses import dataclass, field
 from typing import IO, cast
 
-import requests
-import urllib3
-
 from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError
 from layerleak.layers.walk import FileHit, LayerScan, scan_layer
 from layerleak.sources.catalog import RepoClient
-from layerleak.sources.registry import RegistryClient
+from layerleak.sources.registry import BlobBody, RegistryClient
 from layerleak.sources.registry_auth import Credentials, find_credentials
 from layerleak.sources.registry_tls import TrustStore
-from layerleak.sources.stream import BlobError, VerifyingReader
+from layerleak.sources.stream import VerifyingReader
 from layerleak.store.sealed import SealedMatch, seal
 
 
@@ -77,23 +74,6 @@ def _client(task: BlobTask) -> RegistryClient:
     return client
 
 
-class _Body:
-    """A blob response body as a plain stream; transport failures become BlobError."""
-
-    def __init__(self, resp: requests.Response, digest: str) -> None:
-        self._resp = resp
-        self._digest = digest
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            data = self._resp.raw.read(None if n < 0 else n, decode_content=False)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise BlobError(f"blob {self._digest} download failed after {self.count} bytes ({exc})") from None
-        self.count += len(data)
-        return bytes(data)
-
-
 def scan_blob(task: BlobTask, engine: Engine) -> LayerOutcome:
     label = f"{task.host}/{task.repo}@{task.digest}"
     try:
@@ -101,7 +81,7 @@ def scan_blob(task: BlobTask, engine: Engine) -> LayerOutcome:
     except LayerleakError as exc:
         return LayerOutcome(task.key, None, exc.diagnostics())
     with resp:
-        reader = VerifyingReader(_Body(resp, task.digest), task.digest, task.size)
+        reader = VerifyingReader(BlobBody(resp, task.digest), task.digest, task.size)
         scan = scan_layer(task.key, cast(IO[bytes], reader), engine)
     scan.hits = [_sealed(h) for h in scan.hits]
     return LayerOutcome(task.key, scan, None if scan.error is None else f"{label}: {scan.error}")

@@ -504,14 +504,14 @@ class RegistrySource(ImageSource):
                 yield key, cast(IO[bytes], failing)
                 continue
             with resp:
-                reader = VerifyingReader(_RawReader(resp, digest), digest, self._sizes.get(key))
+                reader = VerifyingReader(BlobBody(resp, digest), digest, self._sizes.get(key))
                 yield key, cast(IO[bytes], reader)
 
     def close(self) -> None:
         self.client.close()
 
 
-class _RawReader:
+class BlobBody:
     """A blob response body as a plain stream; transport failures become BlobError."""
 
     def __init__(self, resp: requests.Response, digest: str) -> None:
