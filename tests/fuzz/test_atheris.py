@@ -2,12 +2,13 @@
 
 A crash (an exception that is not our own error type) fails the test and leaves the input in the
 test's temporary directory, named in the failure. The budget per target is
-``LAYERLEAK_FUZZ_SECONDS`` (default 20 s; five targets, under two minutes in all). The RSS
-limit is libFuzzer's, for the fuzzing process: under atheris the nested target's RSS grows by
-about 0.1 MB per run (instrumentation; replaying the same corpus without atheris stays flat at
-~70 MB), so it is 6 GB for the process and 2 GB for any one allocation. Real memory bombs found this way (an .xz declaring a 4 GiB dictionary)
-are bounded in the code and kept as hostile cases. Without
-atheris the test is skipped with the reason; under ``CI=true`` it fails instead.
+``LAYERLEAK_FUZZ_SECONDS`` (default 20 s; five targets, under two minutes in all). The
+memory limits are libFuzzer's, for the fuzzing process: under atheris the nested target's RSS
+grows by about 0.1 MB per run (instrumentation; replaying the same corpus without atheris stays
+flat at ~70 MB), so the process may reach 6 GB while any one allocation over 2 GB fails. Real
+memory bombs found this way (an .xz declaring a 4 GiB dictionary) are bounded in the code and
+kept as hostile cases. Without atheris the test is skipped with the reason; under ``CI=true`` it
+fails instead.
 """
 
 from __future__ import annotations
