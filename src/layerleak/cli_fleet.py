@@ -5,7 +5,9 @@ in scan/fleet.py, sources/catalog.py and store/results/."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -24,6 +26,8 @@ from layerleak.sources.catalog import Catalog, CatalogOptions, TagPolicy
 from layerleak.sources.interface import SourceOptions
 from layerleak.sources.targets import TRANSPORTS, open_target
 from layerleak.store.results.db import STATUSES, ResultsDB
+
+T = TypeVar("T")
 
 DB_HELP = "Results database: a SQLite file PATH or postgresql://USER@HOST/DB  [default: the user data dir]."
 
@@ -196,77 +200,62 @@ def db() -> None:
     """Query the results database (what scans with --db and registry jobs recorded)."""
 
 
-def _open(db_url: str | None) -> ResultsDB:
+def _query(db_url: str | None, ask: Callable[[ResultsDB], T]) -> T:
+    """One read-only question to the results database; any failure is one line and exit 2."""
     try:
-        return ResultsDB(db_url, write=False)
+        store = ResultsDB(db_url, write=False)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
-
-
-@db.command("findings")
-@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
-@click.option("--image", metavar="REF", help="Only this image: HOST/REPO:TAG, HOST/REPO, a digest.")
-@click.option("--status", type=click.Choice(STATUSES), help="Only file findings with this status.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-def db_findings(db_url: str | None, image: str | None, status: str | None, fmt: str) -> None:
-    """Findings, one per image and secret, as `scan --format json` shows them."""
-    store = _open(db_url)
     try:
-        found = store.findings(image, status)
+        return ask(store)
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
     finally:
         store.close()
+
+
+_DB_OPTION = click.option("--db", "db_url", metavar="URL", help=DB_HELP)
+_FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                              show_default=True)
+
+
+@db.command("findings")
+@_DB_OPTION
+@click.option("--image", metavar="REF", help="Only this image: HOST/REPO:TAG, HOST/REPO, a digest.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only file findings with this status.")
+@_FORMAT_OPTION
+def db_findings(db_url: str | None, image: str | None, status: str | None, fmt: str) -> None:
+    """Findings, one per image and secret, as `scan --format json` shows them."""
+    found = _query(db_url, lambda store: store.findings(image, status))
     click.echo(render.findings_json(found) if fmt == "json" else render.findings_table(found), nl=False)
 
 
 @db.command("where")
 @click.argument("fingerprint")
-@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_DB_OPTION
+@_FORMAT_OPTION
 def db_where(fingerprint: str, db_url: str | None, fmt: str) -> None:
     """Every recorded image and layer that holds the secret with this FINGERPRINT."""
-    store = _open(db_url)
-    try:
-        answer = store.where(fingerprint.strip())
-    except LayerleakError as exc:
-        _fail(exc.diagnostics())
-        sys.exit(EXIT_ERROR)
-    finally:
-        store.close()
+    answer = _query(db_url, lambda store: store.where(fingerprint.strip()))
     click.echo(render.where_json(answer) if fmt == "json" else render.where_table(answer), nl=False)
 
 
 @db.command("related")
-@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_DB_OPTION
+@_FORMAT_OPTION
 def db_related(db_url: str | None, fmt: str) -> None:
     """Leaked private keys and the recorded certificates and public keys of the same key pair,
     across every recorded image."""
-    store = _open(db_url)
-    try:
-        related = store.related()
-    except LayerleakError as exc:
-        _fail(exc.diagnostics())
-        sys.exit(EXIT_ERROR)
-    finally:
-        store.close()
+    related = _query(db_url, lambda store: store.related())
     click.echo(render.related_json(related) if fmt == "json" else render.related_table(related), nl=False)
 
 
 @db.command("images")
-@click.option("--db", "db_url", metavar="URL", help=DB_HELP)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_DB_OPTION
+@_FORMAT_OPTION
 def db_images(db_url: str | None, fmt: str) -> None:
     """Recorded images: layer counts and finding counts by status."""
-    store = _open(db_url)
-    try:
-        images = store.images()
-    except LayerleakError as exc:
-        _fail(exc.diagnostics())
-        sys.exit(EXIT_ERROR)
-    finally:
-        store.close()
+    images = _query(db_url, lambda store: store.images())
     click.echo(render.images_json(images) if fmt == "json" else render.images_table(images), nl=False)
