@@ -10,40 +10,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-out="${1:-$here/out}"
-docker_tar="$out/go.docker.tar"
-if [[ -s "$docker_tar" ]]; then
-  echo "already built: $docker_tar"
-  exit 0
-fi
-mkdir -p "$out"
-store="$out/storage"
-bud=(buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs)
-
-if [[ ! -s "$out/rootfs.tar" ]]; then
-  rm -rf "$out/rootfs"
-  debootstrap --variant=minbase bookworm "$out/rootfs"
-  tar -C "$out/rootfs" --numeric-owner -cf "$out/rootfs.tar.partial" .
-  mv "$out/rootfs.tar.partial" "$out/rootfs.tar"
-  rm -rf "$out/rootfs"
-fi
-if ! "${bud[@]}" inspect bench-base >/dev/null 2>&1; then
-  ctr="$("${bud[@]}" from scratch)"
-  "${bud[@]}" add "$ctr" "$out/rootfs.tar" /
-  "${bud[@]}" config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
-  "${bud[@]}" commit -q "$ctr" bench-base >/dev/null
-  "${bud[@]}" rm "$ctr" >/dev/null
-fi
-if ! "${bud[@]}" inspect bench-go >/dev/null 2>&1; then
-  ctr="$("${bud[@]}" from bench-base)"
-  "${bud[@]}" run --isolation chroot --network host "$ctr" -- sh -c \
-    "apt-get update -q && apt-get install -y -q --no-install-recommends gh rclone restic etcd-client \
-     golang-github-aws-aws-sdk-go-dev golang-golang-x-oauth2-dev ca-certificates \
-     && rm -rf /var/lib/apt/lists/*"
-  "${bud[@]}" commit -q "$ctr" bench-go >/dev/null
-  "${bud[@]}" rm "$ctr" >/dev/null
-fi
-
-rm -f "$docker_tar"
-"${bud[@]}" push -q bench-go "docker-archive:$docker_tar:bench/go:latest"
-ls -l "$docker_tar"
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init "${1:-$here/out}" go
+bench_base
+bench_apt bench-go bench-base gh rclone restic etcd-client golang-github-aws-aws-sdk-go-dev \
+  golang-golang-x-oauth2-dev ca-certificates
+bench_export bench-go bench/go:latest

@@ -11,23 +11,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-out="${1:-$here/out}"
-docker_tar="$out/node.docker.tar"
-if [[ -s "$docker_tar" ]]; then
-  echo "already built: $docker_tar"
-  exit 0
-fi
-mkdir -p "$out"
-store="$out/storage"
-bud=(buildah --root "$store/root" --runroot "$store/run" --storage-driver vfs)
-
-if [[ ! -s "$out/rootfs.tar" ]]; then
-  rm -rf "$out/rootfs"
-  debootstrap --variant=minbase bookworm "$out/rootfs"
-  tar -C "$out/rootfs" --numeric-owner -cf "$out/rootfs.tar.partial" .
-  mv "$out/rootfs.tar.partial" "$out/rootfs.tar"
-  rm -rf "$out/rootfs"
-fi
+# shellcheck source=bench/lib.sh
+source "$here/lib.sh"
+bench_init "${1:-$here/out}" node
+bench_base
 if [[ ! -e "$out/node/.done" ]]; then
   rm -rf "$out/node"
   mkdir -p "$out/node"
@@ -35,22 +22,7 @@ if [[ ! -e "$out/node/.done" ]]; then
   (cd "$out/node" && npm install --no-audit --no-fund --ignore-scripts --loglevel=error)
   touch "$out/node/.done"
 fi
-
-if ! "${bud[@]}" inspect bench-base >/dev/null 2>&1; then
-  ctr="$("${bud[@]}" from scratch)"
-  "${bud[@]}" add "$ctr" "$out/rootfs.tar" /
-  "${bud[@]}" config --cmd /bin/bash --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ctr"
-  "${bud[@]}" commit -q "$ctr" bench-base >/dev/null
-  "${bud[@]}" rm "$ctr" >/dev/null
-fi
-if ! "${bud[@]}" inspect bench-nodejs >/dev/null 2>&1; then
-  ctr="$("${bud[@]}" from bench-base)"
-  "${bud[@]}" run --isolation chroot --network host "$ctr" -- sh -c \
-    "apt-get update -q && apt-get install -y -q --no-install-recommends nodejs ca-certificates \
-     && rm -rf /var/lib/apt/lists/*"
-  "${bud[@]}" commit -q "$ctr" bench-nodejs >/dev/null
-  "${bud[@]}" rm "$ctr" >/dev/null
-fi
+bench_apt bench-nodejs bench-base nodejs ca-certificates
 if ! "${bud[@]}" inspect bench-node-app >/dev/null 2>&1; then
   ctr="$("${bud[@]}" from bench-nodejs)"
   "${bud[@]}" copy "$ctr" "$out/node/package.json" "$out/node/package-lock.json" /srv/app/
@@ -61,8 +33,5 @@ if ! "${bud[@]}" inspect bench-node-app >/dev/null 2>&1; then
   "${bud[@]}" commit -q "$ctr" bench-node-app >/dev/null
   "${bud[@]}" rm "$ctr" >/dev/null
 fi
-
-rm -f "$docker_tar"
-"${bud[@]}" push -q bench-node-app "docker-archive:$docker_tar:bench/node:latest"
-ls -l "$docker_tar"
+bench_export bench-node-app bench/node:latest
 echo "node_modules files: $(find "$out/node/node_modules" -type f | wc -l)"
