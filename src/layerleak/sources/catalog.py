@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,14 @@ from layerleak.sources import platforms
 from layerleak.sources.attestations import is_attestation
 from layerleak.sources.interface import ImageDesc
 from layerleak.sources.layout import INDEX_TYPES, MANIFEST_TYPES, image_from_manifest, platform_of
-from layerleak.sources.registry import _HOST, Reference, RegistryClient, _registry_error
+from layerleak.sources.registry import (
+    _HOST,
+    Reference,
+    RegistryClient,
+    _registry_error,
+    blob_reader,
+    json_object,
+)
 from layerleak.sources.registry_auth import Credentials, find_credentials, parse_challenge
 from layerleak.sources.registry_tls import TrustStore
 
@@ -317,7 +323,7 @@ class Catalog:
         platform: str | None,
         skip: SkipCheck | None,
     ) -> Iterator[Item]:
-        doc = _json(body, f"{name}: manifest {digest}")
+        doc = json_object(body, f"{name}: manifest {digest}")
         media = doc.get("mediaType") or media
         if media in INDEX_TYPES or (media is None and "manifests" in doc):
             if platform is not None:
@@ -352,7 +358,7 @@ class Catalog:
             if skip is not None and skip(name, digest):
                 yield Unchanged(name, digest)
                 return
-            image = image_from_manifest(_config_reader(client), doc, digest, name, platform or None)
+            image = image_from_manifest(blob_reader(client), doc, digest, name, platform or None)
             if self.options.platform and not platforms.matches(image.platform, self.options.platform):
                 return
             yield Found(image, self.host, repo, tag, digest, platform or None)
@@ -360,23 +366,3 @@ class Catalog:
         if doc.get("schemaVersion") == 1:
             yield Problem(f"{name}: schema 1 manifests are not supported")
         # else an artifact (signature, SBOM): nothing to scan
-
-
-def _config_reader(client: RegistryClient) -> Callable[[str], bytes | None]:
-    def read(path: str) -> bytes | None:
-        parts = path.split("/")
-        if len(parts) != 3 or parts[0] != "blobs":
-            return None
-        return client.small_blob(f"{parts[1]}:{parts[2]}")
-
-    return read
-
-
-def _json(body: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise RegistryError(f"{what} is not valid JSON") from None
-    if not isinstance(doc, dict):
-        raise RegistryError(f"{what} is not a JSON object")
-    return doc

@@ -19,7 +19,7 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -457,7 +457,7 @@ class RegistrySource(ImageSource):
     ) -> list[ImageDesc]:
         if depth > MAX_DEPTH:
             raise ImageFormatError(f"{self.target}: image index nesting is too deep")
-        doc = _json(body, f"{self.target}: manifest {digest}")
+        doc = json_object(body, f"{self.target}: manifest {digest}")
         media = doc.get("mediaType") or media
         name = str(self.ref)
         if media in INDEX_TYPES or (media is None and "manifests" in doc):
@@ -484,11 +484,7 @@ class RegistrySource(ImageSource):
         return []  # an artifact (signature, SBOM, ...): nothing to scan
 
     def _read(self, path: str) -> bytes | None:
-        """layout.py's reader: ``blobs/<alg>/<hex>`` -> the blob's bytes (configs)."""
-        parts = path.split("/")
-        if len(parts) != 3 or parts[0] != "blobs":
-            return None
-        return self.client.small_blob(f"{parts[1]}:{parts[2]}")
+        return blob_reader(self.client)(path)
 
     def blobs(self, keys: set[str] | None) -> Iterator[tuple[str, IO[bytes]]]:
         for key in sorted(keys or ()):
@@ -533,7 +529,20 @@ class BlobBody:
         self._resp.close()
 
 
-def _json(body: bytes, what: str) -> dict[str, Any]:
+def blob_reader(client: RegistryClient) -> Callable[[str], bytes | None]:
+    """layout.py's reader over a registry: ``blobs/<alg>/<hex>`` -> the blob's bytes (configs),
+    checked against its digest."""
+
+    def read(path: str) -> bytes | None:
+        parts = path.split("/")
+        if len(parts) != 3 or parts[0] != "blobs":
+            return None
+        return client.small_blob(f"{parts[1]}:{parts[2]}")
+
+    return read
+
+
+def json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
