@@ -20,6 +20,7 @@ whose password is not a default is not opened and gives no finding.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -148,6 +149,10 @@ def _pkcs12(data: bytes) -> Iterator[tuple[str, Match]]:
         yield f'[pkcs12 password="{opened[0]}"]', _match(opened[1])
 
 
+# A container is opened twice in one walk: for its private keys (entries/nested.py) and for its
+# certificates (entries/pubkeys.py, correlation). Opening tries several passwords, each a key
+# derivation, so the last few containers' answers are kept.
+@functools.lru_cache(maxsize=4)
 def _open_pkcs12(data: bytes) -> tuple[str, PrivateKeyTypes | None, list[x509.Certificate]] | None:
     """(the default password that opens it, its key, its certificates), or None."""
     if max_iterations(data) > MAX_ITERATIONS:
@@ -183,6 +188,7 @@ def _java(data: bytes) -> Iterator[tuple[str, Match]]:
             yield f"[{store.store_type} alias={alias} password={shown}]", _match(key)
 
 
+@functools.lru_cache(maxsize=4)
 def _open_java(data: bytes) -> tuple[str, Any] | None:
     import jks  # pyjks: imported only when a Java keystore is met
 
