@@ -96,3 +96,41 @@ def test_re2_gate_gives_the_same_spans_through_the_public_api(monkeypatch: pytes
     assert sum(len(fast.spans(d)) for d in samples) > 50
     for data in samples:
         assert fast.spans(data) == public.spans(data)
+
+
+def _all_hits(data: bytes) -> list[tuple[str, int]]:
+    automaton = ahocorasick.Automaton()
+    for kw in KEYWORDS:
+        automaton.add_word(kw, kw)
+    automaton.make_automaton()
+    return sorted((kw, end) for end, kw in automaton.iter(data.lower().decode("latin-1")))
+
+
+@pytest.mark.skipif("hyperscan" not in _available(), reason="the optional hyperscan package is not installed")
+def test_hyperscan_hits_are_the_automatons_hits() -> None:
+    """The Hyperscan gate's hits are, one for one, the automaton's over every byte: the same
+    keyword at the same end offset, overlapping, nested and mixed-case ones included."""
+    gate = make_gate("hyperscan", KEYWORDS)
+    assert gate.keywords, "the built-in keywords are lowercase ASCII: hits are reported"
+    total = 0
+    for data in _samples():
+        hits = gate.hits(data)
+        assert hits is not None
+        assert sorted((gate.keywords[i], end) for i, end in hits) == _all_hits(data), data[:80]
+        total += len(hits)
+    assert total > 500
+
+
+@pytest.mark.skipif("hyperscan" not in _available(), reason="the optional hyperscan package is not installed")
+@pytest.mark.parametrize("odd", ["café", "Token"])
+def test_hyperscan_leaves_hits_to_the_automaton_for_keywords_it_would_fold_differently(odd: str) -> None:
+    """A keyword with a byte above ASCII or an upper-case letter (the automaton sees only
+    ``data.lower()``) would not be found the same way: such a gate gives spans, not hits."""
+    gate = make_gate("hyperscan", [*KEYWORDS, odd])
+    assert gate.keywords == () and gate.hits(b"a token here") is None
+    assert gate.spans(b"a token here")
+
+
+@pytest.mark.parametrize("name", ["re2", "none"])
+def test_other_gates_leave_hits_to_the_automaton(name: str) -> None:
+    assert make_gate(name, KEYWORDS).hits(b"a token here") is None

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import IO, Any
 
 import ahocorasick
+import re2
 
 from layerleak.detect import filters, validity
 from layerleak.detect.entropy import shannon_entropy
@@ -53,6 +54,9 @@ class _Compiled:
     group: int
     groups: tuple[int, ...] = ()  # the secret is the first non-empty of these (ends with ``group``)
     allowlists: tuple[_Allow, ...] = ()
+    # google-re2's own search call on a bytes regex (spans of every group, no Match object);
+    # None: the public finditer is used.
+    search: Any | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +138,21 @@ class Engine:
         )
         self._keyworded = bool(by_keyword)
         self._reach = max((len(kw) for kw in by_keyword), default=1) - 1  # past a span's end
+        # The automaton's value for each keyword, for the full and the plain keyword sets; a gate
+        # that reports hits itself numbers keywords its own way (_gate_values maps them).
+        self._values = {kw: (len(kw), tuple(idxs)) for kw, idxs in by_keyword.items()}
+        self._plain_values = {kw: (len(kw), tuple(idxs)) for kw, idxs in unrestricted.items()}
+        self._gate_value_lists: dict[bool, list[tuple[int, tuple[int, ...]]]] = {}
+        # Rules with the same keywords and window size get the same regex windows.
+        kinds: dict[tuple[int, frozenset[str]], int] = {}
+        self._window_kind = [
+            kinds.setdefault((r.window, frozenset(r.keywords)), len(kinds)) for r in self.rules
+        ]
         self._by_id = {r.id: r for r in self.rules}
 
     @cached_property
     def _automaton(self) -> Any:
-        return _automaton(self._by_keyword)
+        return _automaton(self._values)
 
     @cached_property
     def _gate(self) -> Gate:
@@ -146,7 +160,7 @@ class Engine:
 
     @cached_property
     def _plain_automaton(self) -> Any:
-        return _automaton(self._unrestricted) if self._unrestricted else None
+        return _automaton(self._plain_values) if self._plain_values else None
 
     @cached_property
     def _plain_gate(self) -> Gate | None:
@@ -162,6 +176,38 @@ class Engine:
         for built in (self._automaton, self._gate, self._plain_automaton, self._plain_gate):
             del built
         return self
+
+    def _gate_values(self, gate: Gate, plain: bool) -> list[tuple[int, tuple[int, ...]]]:
+        """The automaton's value of each keyword of ``gate.keywords``, by index."""
+        values = self._gate_value_lists.get(plain)
+        if values is None:
+            table = self._plain_values if plain else self._values
+            values = self._gate_value_lists[plain] = [table[kw] for kw in gate.keywords]
+        return values
+
+    def _walk(
+        self,
+        plain: bool,
+        data: bytes,
+        candidates: list[tuple[int, int]],
+        grouped: dict[tuple[int, tuple[int, ...]], list[int]],
+    ) -> None:
+        """Add the automaton's hits in ``candidates`` to ``grouped``. It walks each span and the
+        longest keyword past it, keeping the hits that start inside the span: every occurrence
+        starts in one span, so each is found once."""
+        automaton = self._plain_automaton if plain else self._automaton
+        reach = self._reach
+        for lo, hi in candidates:
+            text = data[lo : hi + reach].lower().decode("latin-1")
+            limit = hi - lo
+            for end, val in automaton.iter(text):
+                if end - val[0] + 1 >= limit:  # starts at or after hi: another span's
+                    continue
+                ends = grouped.get(val)
+                if ends is None:
+                    grouped[val] = [lo + end]
+                else:
+                    ends.append(lo + end)
 
     def rule(self, rule_id: str) -> Rule:
         return self._by_id[rule_id]
@@ -197,42 +243,47 @@ class Engine:
         # Files no path-restricted rule applies to get the automaton and gate without those
         # rules' keywords. Either is built at its first use.
         plain = self._any_path is None or path is None or not self._any_path.search(path)
-        automaton: Any = None
-        candidates: list[tuple[int, int]] = []
+        # Hits grouped by keyword (the automaton's value for it: length, rule indexes), as the
+        # offsets of their last bytes.
+        grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
         if self._unrestricted if plain else self._keyworded:
-            automaton = self._plain_automaton if plain else self._automaton
             if len(data) <= NO_GATE_BELOW:
-                candidates = [(0, len(data))]  # the whole buffer, as the gate "none" gives: same hits
+                self._walk(plain, data, [(0, len(data))], grouped)  # as the gate "none" gives
             else:
                 gate = self._plain_gate if plain else self._gate
-                candidates = gate.spans(data) if gate is not None else []
-        if not candidates and not self._always:
-            return []  # no keyword anywhere: the automaton would find nothing
+                assert gate is not None  # built for every keyword set that has keywords
+                direct = gate.hits(data)
+                if direct is not None:
+                    # The gate found the hits themselves (Hyperscan): no automaton pass.
+                    values = self._gate_values(gate, plain)
+                    for ident, end in direct:
+                        val = values[ident]
+                        ends = grouped.get(val)
+                        if ends is None:
+                            grouped[val] = [end]
+                        else:
+                            ends.append(end)
+                else:
+                    candidates = gate.spans(data)
+                    if candidates:
+                        self._walk(plain, data, candidates, grouped)
+        if not grouped and not self._always:
+            return []  # no keyword anywhere
         windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
-        # The automaton walks each span and the longest keyword past it, keeping the hits that
-        # start inside the span: every occurrence starts in one span, so each is found once.
-        # Hits are grouped by keyword first (one append per hit); each rule's windows are then
-        # built from its keywords' hit positions in one go.
-        grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-        if automaton is not None:
-            reach = self._reach
-            for lo, hi in candidates:
-                text = data[lo : hi + reach].lower().decode("latin-1")
-                limit = hi - lo
-                for end, val in automaton.iter(text):
-                    if end - val[0] + 1 >= limit:  # starts at or after hi: another span's
-                        continue
-                    ends = grouped.get(val)
-                    if ends is None:
-                        grouped[val] = [lo + end]
-                    else:
-                        ends.append(lo + end)
         per_rule: dict[int, list[tuple[int, list[int]]]] = {}
         for (length, idxs), ends in grouped.items():
             for idx in idxs:
                 per_rule.setdefault(idx, []).append((length, ends))
+        # Rules with the same keywords and window size have the same windows (the generic
+        # rules share a dozen common keywords): they are built once.
+        shared: dict[int, list[tuple[int, int]]] = {}
+        kinds, n = self._window_kind, len(data)
         for idx, groups in per_rule.items():
-            windows[idx] = _windows(groups, self.rules[idx].window, len(data))
+            kind = kinds[idx]
+            spans = shared.get(kind)
+            if spans is None:
+                spans = shared[kind] = _windows(groups, self.rules[idx].window, n)
+            windows[idx] = spans
         if not windows:
             return []
         found: dict[tuple[str, int], Match] = {}
@@ -245,24 +296,26 @@ class Engine:
             for lo, hi in spans:
                 if comp.requires and all(data.find(r, lo, hi) < 0 for r in comp.requires):
                     continue
+                text: bytes | str
                 if comp.binary:
                     # RE2 searches [lo, hi) of the buffer itself, and `\b`, `^` and `$` see the
                     # real neighbours, so a token cut off by the window is not taken for a whole
                     # one. No copy, no decoding.
-                    base, matches = 0, comp.regex.finditer(data, lo, hi)
+                    base, text = 0, data
                 else:
                     # A rule RE2 cannot run on Latin-1 bytes exactly as on text (see
                     # compile_latin1): its window, decoded, with one byte of context each side.
                     base = max(0, lo - 1)
-                    window = data[base : min(len(data), hi + 1)].decode("latin-1")
-                    matches = comp.regex.finditer(window, lo - base, hi - base)
-                for m in matches:
-                    group = next((g for g in comp.groups if m.group(g)), comp.group)
-                    raw = m.group(group)
-                    if not raw:
+                    text = data[base : min(len(data), hi + 1)].decode("latin-1")
+                for got in _match_spans(comp, text, lo - base, hi - base):
+                    # The secret is the first non-empty group of comp.groups (a span of (-1, -1)
+                    # is a group that took no part).
+                    group = next((g for g in comp.groups if got[g][1] > got[g][0]), comp.group)
+                    start, end = got[group]
+                    if end <= start:
                         continue
-                    secret = raw.decode("latin-1") if comp.binary else raw
-                    offset = base + m.start(group)
+                    secret = _str(text[start:end])
+                    offset = base + start
                     key = (comp.rule.id, offset)
                     if key in found:
                         continue
@@ -270,8 +323,7 @@ class Engine:
                     if not self._accept(comp, secret, line):
                         continue
                     if comp.allowlists:
-                        whole = m.group(0)
-                        whole = whole.decode("latin-1") if comp.binary else whole
+                        whole = _str(text[got[0][0] : got[0][1]])
                         if any(
                             a.allows(hit, secret, whole, line)
                             for a, hit in zip(comp.allowlists, on_path, strict=True)
@@ -372,6 +424,7 @@ def _compile(rule: Rule) -> _Compiled:
         group=_group_index(regex),
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
+        search=_raw_search(regex) if binary is not None else None,
     )
 
 
@@ -420,12 +473,53 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
     return out
 
 
-def _automaton(by_keyword: dict[str, list[int]]) -> Any:
+def _automaton(values: dict[str, tuple[int, tuple[int, ...]]]) -> Any:
     automaton = ahocorasick.Automaton()
-    for kw, idxs in by_keyword.items():
-        automaton.add_word(kw, (len(kw), tuple(idxs)))
+    for kw, value in values.items():
+        automaton.add_word(kw, value)
     automaton.make_automaton()
     return automaton
+
+
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+_NO_SPAN = (-1, -1)
+
+
+def _raw_search(regex: Any) -> Any | None:
+    """google-re2's own search call of ``regex``, when this version has it."""
+    raw = getattr(regex, "_regexp", None)
+    return raw.Match if _UNANCHORED is not None and raw is not None and hasattr(raw, "Match") else None
+
+
+def _str(part: bytes | str) -> str:
+    return part.decode("latin-1") if isinstance(part, bytes) else part
+
+
+def _match_spans(
+    comp: _Compiled, text: bytes | str, pos: int, endpos: int
+) -> Iterator[Sequence[tuple[int, int]]]:
+    """What ``comp.regex.finditer(text, pos, endpos)`` finds, as the (start, end) span of every
+    group of each match ((-1, -1): the group took no part). With google-re2's own search call
+    this is that finditer's loop without its Match objects (a third of a window's cost)."""
+    search = comp.search
+    if search is None or not isinstance(text, bytes):
+        count = comp.regex.groups
+        for m in comp.regex.finditer(text, pos, endpos):
+            yield [m.span(g) for g in range(count + 1)]
+        return
+    n = len(text)
+    pos, endpos = max(0, min(pos, n)), max(0, min(endpos, n))
+    if pos > endpos:
+        return
+    while True:
+        spans = search(_UNANCHORED, text, pos, endpos)
+        whole = spans[0]
+        if whole == _NO_SPAN:
+            return
+        yield spans
+        if pos == endpos:
+            return
+        pos = pos + 1 if pos == whole[1] else whole[1]
 
 
 def _line_of(data: bytes, start: int, end: int) -> str:

@@ -17,7 +17,10 @@ tests/detect/test_gate.py.
   the match that hid it (the next search starts at that match's end), so the matches' spans do
   hold every start.
 - :class:`HyperscanGate`: Hyperscan reports every occurrence, when the optional ``hyperscan``
-  package is installed. Never required.
+  package is installed. Never required. When every keyword is lowercase ASCII, Hyperscan's
+  case-insensitive match of a keyword is exactly the automaton's match of it in ``data.lower()``
+  (both fold ASCII letters only), so :meth:`Gate.hits` hands the engine the hits themselves and
+  the automaton is not run at all.
 - :class:`NoGate`: the whole buffer is one span (the straightforward path, for comparisons).
 
 Spans closer than ``GAP`` bytes are merged: one automaton call over a few hundred bytes costs
@@ -45,6 +48,15 @@ class Gate(abc.ABC):
     def spans(self, data: bytes) -> list[Span]:
         """Sorted, disjoint ``[lo, hi)`` ranges of ``data`` that hold the start of every keyword
         occurrence in ``data.lower()``; empty when there is none."""
+
+    #: The keywords :meth:`hits` numbers, when it can answer; else empty.
+    keywords: tuple[str, ...] = ()
+
+    def hits(self, data: bytes) -> list[tuple[int, int]] | None:
+        """Every keyword occurrence the automaton finds in ``data.lower()``, as (index in
+        :attr:`keywords`, offset of its last byte), in no particular order; None when this gate
+        cannot say (the engine then runs the automaton over :meth:`spans`)."""
+        return None
 
 
 class NoGate(Gate):
@@ -128,6 +140,8 @@ class HyperscanGate(Gate):
 
         words = _latin1(keywords)
         self._lengths = [len(w) for w in words]
+        if words and all(w.isascii() and w == w.lower() for w in words):
+            self.keywords = tuple(w.decode("ascii") for w in words)
         self._db: Any = None
         if words:
             self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -149,6 +163,19 @@ class HyperscanGate(Gate):
 
         self._db.scan(data, match_event_handler=on_match)
         return _merged((start, start + 1) for start in sorted(starts))
+
+    def hits(self, data: bytes) -> list[tuple[int, int]] | None:
+        if not self.keywords:
+            return None
+        found: list[tuple[int, int]] = []
+        if data:
+            self._db.scan(data, match_event_handler=_collect, context=found)
+        return found
+
+
+def _collect(ident: int, _start: int, end: int, _flags: int, found: list[tuple[int, int]]) -> None:
+    """Hyperscan's match callback: one tuple per occurrence, ``end`` made the last byte's offset."""
+    found.append((ident, end - 1))
 
 
 def make_gate(name: str, keywords: Iterable[str]) -> Gate:

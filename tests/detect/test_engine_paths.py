@@ -1,0 +1,99 @@
+"""The engine's fast paths find exactly what its plain paths find: google-re2's own search call
+against its public finditer, shared windows against per-rule windows."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from layerleak.detect import engine as engine_mod
+from layerleak.detect.engine import Engine
+from layerleak.detect.examples import expand
+from layerleak.detect.rules import load_rules, parse_rules_text
+
+RULES = load_rules()
+
+
+def _samples() -> list[tuple[bytes, str | None]]:
+    """Every rule's examples, alone and run together, in floods, and with high bytes around."""
+    rng = random.Random(15)
+    out: list[tuple[bytes, str | None]] = []
+    texts: list[str] = []
+    for rule in RULES:
+        for template in (*rule.examples.positive, *rule.examples.negative):
+            text = expand(template, rng)
+            texts.append(text)
+            out.append((text.encode("latin-1", "replace"), rule.examples.path))
+    for _ in range(30):
+        picked = rng.sample(texts, 40)
+        glue = [rng.choice(("\n", " ", "", "\x00\xff", "x" * 300)) for _ in picked]
+        blob = "".join(g + t for g, t in zip(glue, picked, strict=True))
+        out.append((blob.encode("latin-1", "replace"), None))
+    return out
+
+
+def test_re2_search_call_finds_what_finditer_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = Engine(RULES)
+    assert fast.compiled(0).search is not None, "google-re2's own search call is used when present"
+    monkeypatch.setattr(engine_mod, "_raw_search", lambda regex: None)
+    public = Engine(RULES)
+    assert public.compiled(0).search is None
+    found = 0
+    for data, path in _samples():
+        got = fast.scan(data, path)
+        assert got == public.scan(data, path), data[:120]
+        found += len(got)
+    assert found > 100
+
+
+def test_empty_matches_advance_as_finditer_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A regex that can match the empty string (gitleaks rules may) steps one byte on."""
+    rules = parse_rules_text(
+        """
+[[rule]]
+id = "maybe-empty"
+title = "t"
+severity = "low"
+confidence = "high"
+keywords = ["kee"]
+regex = '''kee(?P<secret>[a-z0-9]*)|(?:)'''
+[rule.examples]
+positive = ["kee123"]
+negative = ["k"]
+""",
+        "inline",
+    )
+    data = b"kee " * 5 + b"keeabc9 xx kee"
+    fast = Engine(rules).scan(data)
+    monkeypatch.setattr(engine_mod, "_raw_search", lambda regex: None)
+    assert fast == Engine(rules).scan(data)
+    assert [m.secret for m in fast] == ["abc9"]
+
+
+def test_rules_sharing_keywords_and_window_share_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows are built once per (window, keywords) kind; the matches are those of per-rule
+    windows."""
+    engine = Engine(RULES)
+    kinds = {}
+    for rule, kind in zip(RULES, engine._window_kind, strict=True):
+        kinds.setdefault(kind, set()).add((rule.window, frozenset(rule.keywords)))
+    assert all(len(v) == 1 for v in kinds.values())
+    generic = {engine._window_kind[i] for i, r in enumerate(RULES) if r.id.startswith("generic-password")}
+    assert len(generic) == 1, "the generic rules share their keywords and window"
+    calls: list[int] = []
+    real = engine_mod._windows
+
+    def counting(groups, w, n):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(groups, w, n)
+
+    monkeypatch.setattr(engine_mod, "_windows", counting)
+    data = b'password = "Zq8#kV2!mL9w"\napi_key: "Hk3j9Qw2Lm8Zx7Pv"\n'
+    shared = engine.scan(data)
+    per_rule = Engine(RULES)
+    per_rule._window_kind = list(range(len(RULES)))
+    calls_shared = len(calls)
+    calls.clear()
+    assert per_rule.scan(data) == shared and shared
+    assert calls_shared < len(calls)
