@@ -97,3 +97,33 @@ def test_rules_sharing_keywords_and_window_share_windows(monkeypatch: pytest.Mon
     calls.clear()
     assert per_rule.scan(data) == shared and shared
     assert calls_shared < len(calls)
+
+
+def test_a_kind_of_several_rules_asks_their_alternation_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Windows where the alternation of a kind's regexes finds nothing are dropped for all its
+    rules; what is found is what each rule alone finds in every window."""
+    fast = Engine(RULES)
+    generic = fast._window_kind[[r.id for r in RULES].index("generic-password")]
+    assert generic in fast._kind_members
+    data = b"x = 1\n" * 50 + b'token = get_token()\n' + b"y" * 900 + b'\npassword = "Zq8#kV2!mL9wQ"\n'
+    ends = [data.index(b"token") + 4, data.index(b"password") + 3]
+    spans = engine_mod._windows([(5, ends)], 256, len(data))
+    assert len(spans) == 2
+    assert fast._any_match(generic, data, spans) == spans[1:], "the token() window holds no match"
+    slow = Engine(RULES)
+    slow._kind_members = {}
+    checked = 0
+    for sample, path in [*_samples(), (data, None)]:
+        got = fast.scan(sample, path)
+        assert got == slow.scan(sample, path), sample[:120]
+        checked += bool(got)
+    assert checked > 50
+
+
+def test_no_alternation_for_a_rule_run_on_text() -> None:
+    from layerleak.detect.rules import compile_any_latin1
+
+    assert compile_any_latin1([r"a(?P<secret>b)", r"(?i)caf\xe9(?P<secret>c)"]) is None
+    both = compile_any_latin1([r"a(?P<secret>b)", r"(?m)^c(?P<secret>d)"])
+    assert both is not None
+    assert both.search(b"xab") and both.search(b"x\ncd") and not both.search(b"xcd")

@@ -26,6 +26,7 @@ from layerleak.detect.rules import (
     SECRET_GROUP,
     Allowlist,
     Rule,
+    compile_any_latin1,
     compile_checked,
     compile_latin1,
     ruleset_hash,
@@ -148,6 +149,13 @@ class Engine:
         self._window_kind = [
             kinds.setdefault((r.window, frozenset(r.keywords)), len(kinds)) for r in self.rules
         ]
+        members: dict[int, list[int]] = {}
+        for idx, kind in enumerate(self._window_kind):
+            members.setdefault(kind, []).append(idx)
+        # A kind of several rules (the generic ones) first asks one regex, the alternation of
+        # theirs, whether any of them matches in a window: most windows hold none.
+        self._kind_members = {k: tuple(v) for k, v in members.items() if len(v) > 1}
+        self._any_regex: dict[int, Any | None] = {}
         self._by_id = {r.id: r for r in self.rules}
 
     @cached_property
@@ -175,6 +183,8 @@ class Engine:
         """Build the automata and gates now (before forking workers that share them)."""
         for built in (self._automaton, self._gate, self._plain_automaton, self._plain_gate):
             del built
+        for kind in self._kind_members:
+            self._any_match(kind, b"", [])
         return self
 
     def _gate_values(self, gate: Gate, plain: bool) -> list[tuple[int, tuple[int, ...]]]:
@@ -184,6 +194,18 @@ class Engine:
             table = self._plain_values if plain else self._values
             values = self._gate_value_lists[plain] = [table[kw] for kw in gate.keywords]
         return values
+
+    def _any_match(self, kind: int, data: bytes, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The windows of ``spans`` where a rule of window kind ``kind`` may match: where the
+        alternation of their regexes matches (each rule's match in a window is one of its)."""
+        if kind not in self._any_regex:
+            members = self._kind_members[kind]
+            regex = compile_any_latin1([self.rules[i].regex for i in members])
+            self._any_regex[kind] = _raw_search(regex) if regex is not None else None
+        search = self._any_regex[kind]
+        if search is None:
+            return spans
+        return [(lo, hi) for lo, hi in spans if search(_UNANCHORED, data, lo, hi)[0] != _NO_SPAN]
 
     def _walk(
         self,
@@ -282,7 +304,10 @@ class Engine:
             kind = kinds[idx]
             spans = shared.get(kind)
             if spans is None:
-                spans = shared[kind] = _windows(groups, self.rules[idx].window, n)
+                spans = _windows(groups, self.rules[idx].window, n)
+                if kind in self._kind_members:
+                    spans = self._any_match(kind, data, spans)
+                shared[kind] = spans
             windows[idx] = spans
         if not windows:
             return []

@@ -133,6 +133,25 @@ def compile_latin1(pattern: str, rule_id: str) -> Any | None:
         return None
 
 
+_ANY = re2.Options()
+_ANY.log_errors = False
+_ANY.encoding = re2.Options.Encoding.LATIN1
+_ANY.never_capture = True  # only "is there a match?": no submatch work, duplicate group names allowed
+_ANY.max_mem = 64 << 20  # the DFA of several long generic regexes at once
+
+
+def compile_any_latin1(patterns: Sequence[str]) -> Any | None:
+    """One Latin-1 bytes regex that matches wherever any of ``patterns`` does (each as
+    compile_latin1 compiles it; flags set inside one stay inside it), or None when one of them is
+    not run as Latin-1 bytes or RE2 will not compile the whole."""
+    if any(compile_latin1(p, "any") is None for p in patterns):
+        return None
+    try:
+        return re2.compile("|".join(f"(?:{p})" for p in patterns).encode("ascii"), _ANY)
+    except Exception:  # noqa: BLE001 - too big for RE2: the engine runs each rule alone
+        return None
+
+
 def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool = True) -> Rule:
     """Validate one ``[[rule]]`` table. Raises RuleError with the rule id and the problem.
 
