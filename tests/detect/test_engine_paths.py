@@ -3,6 +3,7 @@ against its public finditer, shared windows against per-rule windows."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -127,3 +128,18 @@ def test_no_alternation_for_a_rule_run_on_text() -> None:
     both = compile_any_latin1([r"a(?P<secret>b)", r"(?m)^c(?P<secret>d)"])
     assert both is not None
     assert both.search(b"xab") and both.search(b"x\ncd") and not both.search(b"xcd")
+
+
+def test_literal_checks_drop_only_windows_without_a_match() -> None:
+    fast = Engine(RULES)
+    ids = [r.id for r in RULES]
+    assert fast.compiled(ids.index("facebook-access-token")).literals == (b"EAA",)
+    slow = Engine(RULES)
+    for i in range(len(RULES)):
+        slow._compiled[i] = dataclasses.replace(slow.compiled(i), literals=())
+    found = 0
+    for data, path in _samples():
+        got = fast.scan(data, path)
+        assert got == slow.scan(data, path), data[:120]
+        found += len(got)
+    assert found > 100

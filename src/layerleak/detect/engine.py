@@ -19,7 +19,7 @@ from typing import IO, Any
 import ahocorasick
 import re2
 
-from layerleak.detect import filters, validity
+from layerleak.detect import filters, literals, validity
 from layerleak.detect.entropy import shannon_entropy
 from layerleak.detect.gate import GATES, Gate, make_gate
 from layerleak.detect.rules import (
@@ -58,6 +58,8 @@ class _Compiled:
     # google-re2's own search call on a bytes regex (spans of every group, no Match object);
     # None: the public finditer is used.
     search: Any | None = None
+    # Found in the regex itself (detect.literals): every match holds one of these, case and all.
+    literals: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,6 +323,8 @@ class Engine:
             for lo, hi in spans:
                 if comp.requires and all(data.find(r, lo, hi) < 0 for r in comp.requires):
                     continue
+                if comp.literals and all(data.find(r, lo, hi) < 0 for r in comp.literals):
+                    continue
                 text: bytes | str
                 if comp.binary:
                     # RE2 searches [lo, hi) of the buffer itself, and `\b`, `^` and `$` see the
@@ -450,6 +454,7 @@ def _compile(rule: Rule) -> _Compiled:
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
         search=_raw_search(regex) if binary is not None else None,
+        literals=literals.required(rule.regex) if binary is not None else (),
     )
 
 
