@@ -271,8 +271,11 @@ class Engine:
         # offsets of their last bytes.
         grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
         if self._unrestricted if plain else self._keyworded:
-            if len(data) <= NO_GATE_BELOW:
-                self._walk(plain, data, [(0, len(data))], grouped)  # as the gate "none" gives
+            built = "_plain_gate" if plain else "_gate"
+            if len(data) <= NO_GATE_BELOW and built not in self.__dict__:
+                # A small buffer, and no gate yet (a rescan from the cache scans only build
+                # steps): walked whole, as the gate "none" gives, without building one.
+                self._walk(plain, data, [(0, len(data))], grouped)
             else:
                 gate = self._plain_gate if plain else self._gate
                 assert gate is not None  # built for every keyword set that has keywords
@@ -471,13 +474,15 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
     span = 2 * w + max(length for length, _ in groups)  # the longest single-hit window
     cap = MERGE_FACTOR * span
     if sum(len(ends) for _, ends in groups) <= _SMALL:
-        pairs = sorted(
-            (max(0, e - length + 1 - w), min(n, e + 1 + w))
-            for length, ends in groups
-            for e in ends
-        )
+        # Clamped to [0, n] in the loop: clamping keeps the order (windows starting at 0 all
+        # merge into the first, whatever their order).
+        pairs = sorted((e - length + 1 - w, e + 1 + w) for length, ends in groups for e in ends)
         merged: list[tuple[int, int]] = []
         for lo, hi in pairs:
+            if lo < 0:
+                lo = 0
+            if hi > n:
+                hi = n
             if merged and lo <= merged[-1][1] and hi - merged[-1][0] <= cap:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
             else:
