@@ -143,3 +143,19 @@ def test_literal_checks_drop_only_windows_without_a_match() -> None:
         assert got == slow.scan(data, path), data[:120]
         found += len(got)
     assert found > 100
+
+
+def test_small_buffers_find_the_same_through_a_built_gate() -> None:
+    """A buffer of NO_GATE_BELOW bytes or less is walked whole until a gate exists (a rescan from
+    the cache builds none), and goes through the gate once it does: the same matches."""
+    fresh = Engine(RULES)
+    built = Engine(RULES).prepare()
+    small = [(d, p) for d, p in _samples() if len(d) <= engine_mod.NO_GATE_BELOW]
+    assert len(small) > 100
+    found = 0
+    for data, path in small:
+        got = built.scan(data, path)
+        assert got == fresh.scan(data, path), data[:120]
+        found += len(got)
+    assert found > 50
+    assert "_gate" not in fresh.__dict__ and "_plain_gate" not in fresh.__dict__
