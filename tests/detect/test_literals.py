@@ -7,7 +7,7 @@ import random
 import pytest
 
 from layerleak.detect.examples import expand
-from layerleak.detect.literals import required
+from layerleak.detect.literals import relaxed, required
 from layerleak.detect.rules import compile_latin1, load_rules
 
 RULES = load_rules()
@@ -71,3 +71,41 @@ def test_every_match_of_every_rule_holds_one_of_its_literals() -> None:
                     assert any(lit in m.group(0) for lit in literals), (rule.id, literals, m.group(0)[:80])
                     matches += 1
     assert with_literals > 200 and matches > 500
+
+
+@pytest.mark.parametrize(
+    ("pattern", "loose"),
+    [
+        ("a{1,20}", "a{1,}"),
+        ("a{0,40}?b", "a{0,}?b"),
+        ("a{1,5}b{3}", "a{1,5}b{3}"),  # short and exact repeats stay
+        (r"\{1,20}", r"\{1,20}"),  # escaped: text
+        ("[{1,20}]x{2,9}", "[{1,20}]x{2,}"),  # in a class: text
+        ("[]{1,20}]", "[]{1,20}]"),
+        ("[^]{]{1,20}", "[^]{]{1,}"),
+        (r"\Qa{1,20}\E", None),
+        ("[[:alpha:]]{1,20}", None),
+    ],
+)
+def test_relaxed(pattern: str, loose: str | None) -> None:
+    assert relaxed(pattern) == loose
+
+
+def test_a_relaxed_regex_matches_wherever_the_rule_does() -> None:
+    """Every built-in rule's relaxed regex matches each stretch its regex matches."""
+    rng = random.Random(16)
+    checked = 0
+    for rule in RULES:
+        regex = compile_latin1(rule.regex, rule.id)
+        loose_pattern = relaxed(rule.regex)
+        if loose_pattern is None:  # ``[:`` in a class: not relaxed, the rule runs alone
+            continue
+        loose = compile_latin1(loose_pattern, rule.id)
+        if regex is None or loose is None:
+            continue
+        for template in (*rule.examples.positive, *rule.examples.negative):
+            for data in _variants(expand(template, rng), rng):
+                for m in regex.finditer(data):
+                    assert loose.search(data, m.start(), m.end()), (rule.id, m.group(0)[:80])
+                    checked += 1
+    assert checked > 500

@@ -186,3 +186,45 @@ def _score(strings: Strings | None) -> tuple[bool, int, int]:
 
 def _case_sensitive(strings: Strings) -> bool:
     return len({s.lower() for s in strings}) == len(strings)
+
+
+RELAX_FROM = 8  # bounded repeats with an upper bound this high or higher are relaxed
+_BOUNDED = re.compile(r"\{(\d+),(\d+)\}")
+
+
+def relaxed(pattern: str) -> str | None:
+    """``pattern`` with every bounded repeat ``{m,n}`` (n >= RELAX_FROM) made ``{m,}``: it
+    matches every string ``pattern`` matches, and more, but RE2's DFA for it is a fraction of
+    the size (a counted repeat makes a state for every count), so it answers "can this window
+    hold a match?" several times faster. None when the pattern has syntax this does not follow
+    (``\\Q...\\E`` quoting, POSIX classes)."""
+    if "\\Q" in pattern or "[:" in pattern:
+        return None
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])  # an escape: the next character is never syntax here
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+            out.append(char)
+            i += 1
+            continue
+        if char == "[":
+            # A class: "]" right after "[" or "[^" is a member, not its end.
+            start = i + 1 + (pattern.startswith("^", i + 1))
+            end = start + 1 if pattern.startswith("]", start) else start
+            out.append(pattern[i:end])
+            i, in_class = end, True
+            continue
+        bounded = _BOUNDED.match(pattern, i)
+        if bounded and int(bounded.group(2)) >= RELAX_FROM:
+            out.append("{" + bounded.group(1) + ",}")
+            i = bounded.end()
+            continue
+        out.append(char)
+        i += 1
+    return "".join(out)

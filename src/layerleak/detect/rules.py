@@ -141,13 +141,19 @@ _ANY.max_mem = 64 << 20  # the DFA of several long generic regexes at once
 
 
 def compile_any_latin1(patterns: Sequence[str]) -> Any | None:
-    """One Latin-1 bytes regex that matches wherever any of ``patterns`` does (each as
-    compile_latin1 compiles it; flags set inside one stay inside it), or None when one of them is
-    not run as Latin-1 bytes or RE2 will not compile the whole."""
+    """One Latin-1 bytes regex that matches wherever any of ``patterns`` does, and possibly
+    elsewhere: the alternation of each with its long bounded repeats relaxed
+    (:func:`layerleak.detect.literals.relaxed`; flags set inside one stay inside it). None when
+    one of them is not run as Latin-1 bytes or not relaxed, or RE2 will not compile the whole."""
+    from layerleak.detect.literals import relaxed
+
     if any(compile_latin1(p, "any") is None for p in patterns):
         return None
+    loose = [relaxed(p) for p in patterns]
+    if any(p is None for p in loose):
+        return None
     try:
-        return re2.compile("|".join(f"(?:{p})" for p in patterns).encode("ascii"), _ANY)
+        return re2.compile("|".join(f"(?:{p})" for p in loose).encode("ascii"), _ANY)
     except Exception:  # noqa: BLE001 - too big for RE2: the engine runs each rule alone
         return None
 
