@@ -159,3 +159,18 @@ def test_small_buffers_find_the_same_through_a_built_gate() -> None:
         found += len(got)
     assert found > 50
     assert "_gate" not in fresh.__dict__ and "_plain_gate" not in fresh.__dict__
+
+
+def test_every_gate_finds_what_the_straightforward_path_finds() -> None:
+    """Through the gate (Hyperscan's own hits, when installed; keywords that share the
+    automaton's value, such as ``api_key`` and ``api-key``, merged) and through none."""
+    fast = Engine(RULES).prepare()
+    plain = Engine(RULES, gate="none")
+    values = list(fast._values.values())
+    assert len(values) > len(set(values)), "some keywords share a value"
+    found = 0
+    for data, path in _samples():
+        got = fast.scan(data, path)
+        assert got == plain.scan(data, path), data[:120]
+        found += len(got)
+    assert found > 100

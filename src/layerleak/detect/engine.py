@@ -282,14 +282,15 @@ class Engine:
                 direct = gate.hits(data)
                 if direct is not None:
                     # The gate found the hits themselves (Hyperscan): no automaton pass.
+                    # Two keywords can share a value (same length, same rules): one list.
                     values = self._gate_values(gate, plain)
-                    for ident, end in direct:
+                    for ident, its_ends in direct.items():
                         val = values[ident]
                         ends = grouped.get(val)
                         if ends is None:
-                            grouped[val] = [end]
+                            grouped[val] = its_ends
                         else:
-                            ends.append(end)
+                            ends.extend(its_ends)
                 else:
                     candidates = gate.spans(data)
                     if candidates:

@@ -52,10 +52,11 @@ class Gate(abc.ABC):
     #: The keywords :meth:`hits` numbers, when it can answer; else empty.
     keywords: tuple[str, ...] = ()
 
-    def hits(self, data: bytes) -> list[tuple[int, int]] | None:
-        """Every keyword occurrence the automaton finds in ``data.lower()``, as (index in
-        :attr:`keywords`, offset of its last byte), in no particular order; None when this gate
-        cannot say (the engine then runs the automaton over :meth:`spans`)."""
+    def hits(self, data: bytes) -> dict[int, list[int]] | None:
+        """Every keyword occurrence the automaton finds in ``data.lower()``: for each keyword
+        found (its index in :attr:`keywords`), the offsets of its occurrences' last bytes, in no
+        particular order; None when this gate cannot say (the engine then runs the automaton over
+        :meth:`spans`)."""
         return None
 
 
@@ -164,18 +165,21 @@ class HyperscanGate(Gate):
         self._db.scan(data, match_event_handler=on_match)
         return _merged((start, start + 1) for start in sorted(starts))
 
-    def hits(self, data: bytes) -> list[tuple[int, int]] | None:
+    def hits(self, data: bytes) -> dict[int, list[int]] | None:
         if not self.keywords:
             return None
-        found: list[tuple[int, int]] = []
+        found: dict[int, list[int]] = {}
         if data:
             self._db.scan(data, match_event_handler=_collect, context=found)
         return found
 
 
-def _collect(ident: int, _start: int, end: int, _flags: int, found: list[tuple[int, int]]) -> None:
-    """Hyperscan's match callback: one tuple per occurrence, ``end`` made the last byte's offset."""
-    found.append((ident, end - 1))
+def _collect(ident: int, _start: int, end: int, _flags: int, found: dict[int, list[int]]) -> None:
+    """Hyperscan's match callback: ``end`` made the last byte's offset, kept by keyword."""
+    try:
+        found[ident].append(end - 1)
+    except KeyError:
+        found[ident] = [end - 1]
 
 
 def make_gate(name: str, keywords: Iterable[str]) -> Gate:
