@@ -60,6 +60,7 @@ class _Compiled:
     search: Any | None = None
     # Found in the regex itself (detect.literals): every match holds one of these, case and all.
     literals: tuple[bytes, ...] = ()
+    path_in: Callable[[str], bool] | None = None  # ``path`` as a test of a file's path
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class Engine:
                 unrestricted[kw] = free
         paths = [r.path_regex for r in self.rules if r.path_regex]
         self._any_path = compile_checked("|".join(f"(?:{p})" for p in paths), "path") if paths else None
+        self._any_path_in = _path_test(self._any_path) if self._any_path is not None else None
         # The automata and gates are built on the first scan (prepare()): a rescan answered
         # from the cache never needs them, and Hyperscan's compile alone takes a tenth of a second.
         if gate not in GATES:
@@ -266,7 +268,7 @@ class Engine:
             return []
         # Files no path-restricted rule applies to get the automaton and gate without those
         # rules' keywords. Either is built at its first use.
-        plain = self._any_path is None or path is None or not self._any_path.search(path)
+        plain = self._any_path_in is None or path is None or not self._any_path_in(path)
         # Hits grouped by keyword (the automaton's value for it: length, rule indexes), as the
         # offsets of their last bytes.
         grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
@@ -320,7 +322,7 @@ class Engine:
         found: dict[tuple[str, int], Match] = {}
         for idx, spans in windows.items():
             comp = self.compiled(idx)
-            if comp.path is not None and (path is None or not comp.path.search(path)):
+            if comp.path_in is not None and (path is None or not comp.path_in(path)):
                 continue
             on_path = tuple(any(p.search(path) for p in a.paths) if path else False
                             for a in comp.allowlists)
@@ -444,6 +446,7 @@ class Engine:
 
 def _compile(rule: Rule) -> _Compiled:
     binary = compile_latin1(rule.regex, rule.id)
+    path = compile_checked(rule.path_regex, rule.id, "path") if rule.path_regex else None
     regex = binary if binary is not None else compile_checked(rule.regex, rule.id)
     return _Compiled(
         rule=rule,
@@ -453,7 +456,8 @@ def _compile(rule: Rule) -> _Compiled:
         allow=compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist")
         if rule.allowlist
         else None,
-        path=compile_checked(rule.path_regex, rule.id, "path") if rule.path_regex else None,
+        path=path,
+        path_in=_path_test(path) if path is not None else None,
         group=_group_index(regex),
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
@@ -525,6 +529,20 @@ def _raw_search(regex: Any) -> Any | None:
     """google-re2's own search call of ``regex``, when this version has it."""
     raw = getattr(regex, "_regexp", None)
     return raw.Match if _UNANCHORED is not None and raw is not None and hasattr(raw, "Match") else None
+
+
+def _path_test(regex: Any) -> Callable[[str], bool]:
+    """Whether text regex ``regex`` matches somewhere in a path: google-re2's own search call
+    on the UTF-8 bytes its search() would make of the path (no Match object), or search()."""
+    raw = _raw_search(regex)
+    if raw is None:
+        return lambda path: regex.search(path) is not None
+
+    def test(path: str) -> bool:
+        text = path.encode("utf-8")
+        return bool(raw(_UNANCHORED, text, 0, len(text))[0] != _NO_SPAN)
+
+    return test
 
 
 def _str(part: bytes | str) -> str:
