@@ -18,13 +18,10 @@ scans are written as they arrive and not kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from layerleak.detect.engine import Engine
-from layerleak.findings.build import assemble
-from layerleak.findings.policy import confidence_cut
-from layerleak.layers.walk import LayerScan
 from layerleak.models import Confidence, ImageResult, TargetResult
 from layerleak.scan.blobs import BlobTask, LayerOutcome, content_key
 from layerleak.scan.runners import Runner, RunnerError
@@ -32,6 +29,10 @@ from layerleak.sources.catalog import Found, Item, Problem, Unchanged
 from layerleak.sources.registry_auth import Credentials
 from layerleak.store.cache import scanner_version
 from layerleak.store.results.db import ImageRecord, ResultsDB
+
+if TYPE_CHECKING:  # the layer walk and findings assembly: imported only when there is an image to build
+    from layerleak.detect.engine import Engine
+    from layerleak.layers.walk import LayerScan
 
 SUMMARY_VERSION = 1
 
@@ -106,9 +107,12 @@ def run_fleet(
     progress: FleetProgress | None = None,
     on_error: ErrorHook | None = None,
     base_url: Callable[[], str | None] | None = None,
+    recorded: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
 ) -> FleetSummary:
     """Run one job; problems are lines in ``summary.errors`` (and ``on_error``), never raised,
-    except a database that cannot be written (a StoreError: nothing can be checkpointed)."""
+    except a database that cannot be written (a StoreError: nothing can be checkpointed).
+    ``recorded`` is :meth:`ResultsDB.complete_images` read once before the walk (its finding
+    counts are those of the :class:`Unchanged` images); without it each is asked for."""
     started = time.monotonic()
     show = progress or FleetProgress()
     summary = FleetSummary(registry)
@@ -129,7 +133,10 @@ def run_fleet(
         elif isinstance(item, Unchanged):
             summary.images += 1
             summary.images_unchanged += 1
-            for status, n in db.finding_counts(item.name, item.digest, engine.ruleset, scanner).items():
+            counted = recorded.get((item.name, item.digest)) if recorded is not None else None
+            if counted is None:
+                counted = db.finding_counts(item.name, item.digest, engine.ruleset, scanner)
+            for status, n in counted.items():
                 summary.findings += n
                 summary.findings_by_status[status] = summary.findings_by_status.get(status, 0) + n
         elif isinstance(item, Problem) and item.fatal:
@@ -232,6 +239,10 @@ def _image_result(
     failed: dict[str, str],
     options: FleetOptions,
 ) -> ImageResult:
+    from layerleak.findings.build import assemble
+    from layerleak.findings.policy import confidence_cut
+    from layerleak.layers.walk import LayerScan
+
     scans: dict[str, LayerScan] = {}
     for layer in image.image.layers:
         if layer.blob_digest is None:

@@ -57,6 +57,27 @@ class Runner(abc.ABC):
         self.close()
 
 
+class LazyRunner(Runner):
+    """A runner made when the first layer is to be scanned: a job with nothing to scan (a rerun
+    of a finished job) starts no worker processes, and neither starts nor reaches Dask. A
+    :class:`RunnerError` from ``make`` is raised by :meth:`run`."""
+
+    def __init__(self, make: Callable[[], Runner]) -> None:
+        self._make = make
+        self._runner: Runner | None = None
+        self.window = 0
+
+    def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
+        if self._runner is None:
+            self._runner = self._make()
+            self.window = self._runner.window
+        yield from self._runner.run(tasks)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+
+
 # --- processes on this machine ------------------------------------------------------------------
 
 _engine: Engine | None = None

@@ -28,7 +28,6 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from layerleak import __version__
 from layerleak.errors import ImageFormatError, LayerleakError, RegistryError, TargetError, UsageError
 from layerleak.sources import platforms
 from layerleak.sources.annotations import descriptor_texts, finish_index, with_texts
@@ -47,6 +46,7 @@ from layerleak.sources.layout import (
     platform_of,
 )
 from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_http import POOL, RegistrySession, RequestBudget
 from layerleak.sources.registry_tls import Trust, TrustStore
 from layerleak.sources.stream import MAX_METADATA, BlobError, FailingReader, VerifyingReader
 
@@ -127,39 +127,48 @@ def _registry_error(resp: requests.Response) -> str:
     return f"HTTP {resp.status_code}" + (f" ({words})" if words else "")
 
 
+def new_session(budget: RequestBudget | None = None) -> RegistrySession:
+    """A session with our retry policy (429 and 5xx with ``Retry-After``, dropped connections)."""
+    retry = Retry(
+        total=RETRIES,
+        connect=2,
+        read=2,
+        status=RETRIES,
+        backoff_factor=0.5,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        other=0,  # TLS failures and the like: retrying cannot help, and each retry backs off
+    )
+    return RegistrySession(HTTPAdapter(max_retries=retry, pool_maxsize=POOL), budget)
+
+
 class RegistryClient:
     """GETs from one repository of one registry, answering auth challenges as they come."""
 
     def __init__(
-        self, ref: Reference, creds: Credentials | None, trust: TrustStore, label: str
+        self,
+        ref: Reference,
+        creds: Credentials | None,
+        trust: TrustStore,
+        label: str,
+        session: RegistrySession | None = None,
     ) -> None:
+        """``session`` shares one session (its connection pool) and ``trust`` between clients of
+        one registry, e.g. every repository of a walk; the client then closes neither."""
         self.ref = ref
         self.creds = creds
         self.trust = trust
         self.insecure = trust.insecure
         self.label = label
         self.plain_allowed = self.insecure or is_loopback(ref.host)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"layerleak/{__version__}"
-        retry = Retry(
-            total=RETRIES,
-            connect=2,
-            read=2,
-            status=RETRIES,
-            backoff_factor=0.5,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=frozenset({"GET", "HEAD", "POST"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            other=0,  # TLS failures and the like: retrying cannot help, and each retry backs off
-        )
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self._owner = session is None
+        self.session = session if session is not None else new_session()
         # The probe: one attempt says which scheme is spoken. It shares the connection pool, so
         # the connection it opens is the one the manifests and blobs then travel on (keep-alive).
         self._probe_adapter = HTTPAdapter(max_retries=0)
-        self._probe_adapter.poolmanager = adapter.poolmanager
+        self._probe_adapter.poolmanager = cast(HTTPAdapter, self.session.get_adapter("https://")).poolmanager
         if self.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._base: str | None = None
@@ -367,9 +376,9 @@ class RegistryClient:
         return body
 
     def close(self) -> None:
-        self.session.close()
-        self._probe_adapter.close()
-        self.trust.close()
+        if self._owner:
+            self.session.close()
+            self.trust.close()
 
 
 def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
