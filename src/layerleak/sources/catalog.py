@@ -37,7 +37,7 @@ from layerleak.sources.registry import (
     json_object,
     new_session,
 )
-from layerleak.sources.registry_auth import Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
 from layerleak.sources.registry_http import BudgetExceeded, RegistrySession, RequestBudget
 from layerleak.sources.registry_tls import TrustStore
 
@@ -74,7 +74,29 @@ class RepoClient(RegistryClient):
 
 class CatalogClient(RepoClient):
     """A :class:`RepoClient` on the walk's shared session (whose requests count against the
-    job's budget), with registry-wide GETs."""
+    job's budget), with registry-wide GETs. ``basic`` is shared by the walk's clients: a Basic
+    Authorization one client answered a challenge with is sent by the next ones at once (Basic
+    credentials are registry-wide; a bearer token is scoped to one repository and is not)."""
+
+    def __init__(
+        self,
+        host: str,
+        repo: str,
+        creds: Credentials | None,
+        trust: TrustStore,
+        base: str | None = None,
+        session: RegistrySession | None = None,
+        basic: list[str] | None = None,
+    ) -> None:
+        super().__init__(host, repo, creds, trust, base, session)
+        self._basic = basic if basic is not None else []
+        if self._basic:
+            self._authorization = self._basic[0]
+
+    def _authenticate(self, challenge: Challenge | None) -> None:
+        super()._authenticate(challenge)
+        if challenge is not None and challenge.scheme == "basic" and self._authorization and not self._basic:
+            self._basic.append(self._authorization)
 
     def get_v2(self, path: str) -> requests.Response:
         """GET ``/v2/<path>`` (``_catalog?n=..``, or a ``Link`` target's path and query)."""
@@ -221,16 +243,21 @@ class Catalog:
     ) -> None:
         self.host = parse_host(host)
         self.options = options
-        self.readers = max(1, readers)
+        # a request budget is spent in catalog order, one repository at a time: the images found
+        # before it runs out are the first ones, and a rerun with a larger budget goes further
+        self.readers = 1 if options.max_requests is not None else max(1, readers)
         self.budget = RequestBudget(options.max_requests)
         self.creds = find_credentials(self.host, username, password)
         self.trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.host)
         self.session = new_session(self.budget)
+        self._basic: list[str] = []  # the Basic Authorization, once a client was challenged for it
         self.repositories = 0
         self.base_url: str | None = None  # https://host or http://host, once a client found it
 
     def client(self, repo: str) -> CatalogClient:
-        client = CatalogClient(self.host, repo, self.creds, self.trust, self.base_url, self.session)
+        client = CatalogClient(
+            self.host, repo, self.creds, self.trust, self.base_url, self.session, self._basic
+        )
         if self.base_url is None:
             self.base_url = client.base()
         return client

@@ -334,7 +334,7 @@ class ResultsDB:
         digest), with its finding counts by status (as :meth:`finding_counts`): one query, so
         a rerun of a finished job asks the database once, not twice per image."""
         has_status = t.findings.c.status.is_not(None)
-        body = sa.case((has_status, sa.null()), else_=t.findings.c.body).label("body")
+        body = sa.case((has_status, sa.null()), else_=t.findings.c.body).label("source_body")
         query = (
             sa.select(
                 t.images.c.name, t.images.c.digest, t.findings.c.status, body, sa.func.count(t.findings.c.id)
