@@ -379,4 +379,4 @@ def test_bad_db_urls_are_one_line() -> None:
 def test_the_head_constant_is_alembics_head() -> None:
     """ResultsDB opens a database at HEAD without importing Alembic: HEAD must be the newest
     migration, or every database would be migrated (or refused) on open."""
-    assert results.HEAD == results.head_revision()
+    assert results.head_revision() == results.HEAD

@@ -64,6 +64,8 @@ class FleetSummary:
     findings_by_status: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # starting the workers (a Dask cluster), overlapping the walk
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # enumerate, layers, images
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -81,6 +83,8 @@ class FleetSummary:
             "findings_by_status": dict(sorted(self.findings_by_status.items())),
             "errors": list(self.errors),
             "seconds": round(self.seconds, 3),
+            "startup_seconds": round(self.startup_seconds, 3),
+            "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
         }
 
 
@@ -128,6 +132,8 @@ def run_fleet(
     found: list[Found] = []
     for item in items:
         if isinstance(item, Found):
+            if not found and runner is not None:
+                runner.warm()  # something to scan: start the workers while the walk goes on
             found.append(item)
             summary.images += 1
         elif isinstance(item, Unchanged):
@@ -170,6 +176,7 @@ def run_fleet(
     summary.layers_reused = len(known)
     todo = [t for k, t in tasks.items() if k not in known]
     failed: dict[str, str] = {}
+    summary.phase_seconds["enumerate"] = time.monotonic() - started
     show.phase("layers", len(todo))
     if todo and runner is None:
         for task in todo:
@@ -185,8 +192,10 @@ def run_fleet(
             error(exc.diagnostics())
             for task in todo:
                 failed.setdefault(task.key, exc.diagnostics())
+        summary.startup_seconds = runner.startup_seconds
 
     # 3. images: findings from each image's own stack
+    summary.phase_seconds["layers"] = time.monotonic() - started - summary.phase_seconds["enumerate"]
     show.phase("images", len(found))
     counts = _repo_counts(db, found, options)
     for image in found:
@@ -208,6 +217,7 @@ def run_fleet(
             summary.findings_by_status[status] = summary.findings_by_status.get(status, 0) + 1
         show.advance()
     summary.seconds = time.monotonic() - started
+    summary.phase_seconds["images"] = summary.seconds - sum(summary.phase_seconds.values())
     return summary
 
 
