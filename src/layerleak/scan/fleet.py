@@ -65,7 +65,7 @@ class FleetSummary:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     startup_seconds: float = 0.0  # starting the workers (a Dask cluster), overlapping the walk
-    phase_seconds: dict[str, float] = field(default_factory=dict)  # enumerate, layers, images
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # enumerate, workers, layers, images
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -195,7 +195,11 @@ def run_fleet(
         summary.startup_seconds = runner.startup_seconds
 
     # 3. images: findings from each image's own stack
-    summary.phase_seconds["layers"] = time.monotonic() - started - summary.phase_seconds["enumerate"]
+    waited = runner.waited_seconds if runner is not None else 0.0
+    summary.phase_seconds["workers"] = waited  # waiting for workers to start, after the walk
+    summary.phase_seconds["layers"] = (
+        time.monotonic() - started - summary.phase_seconds["enumerate"] - waited
+    )
     show.phase("images", len(found))
     counts = _repo_counts(db, found, options)
     for image in found:

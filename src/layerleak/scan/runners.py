@@ -42,6 +42,7 @@ class RunnerError(LayerleakError):
 class Runner(abc.ABC):
     window: int
     startup_seconds: float = 0.0  # spent starting workers (a Dask cluster, its plugins)
+    waited_seconds: float = 0.0  # of which the job waited for, with nothing else to do
 
     @abc.abstractmethod
     def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
@@ -89,11 +90,13 @@ class LazyRunner(Runner):
             self._thread.start()
 
     def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
+        waiting = time.monotonic()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
         elif self._runner is None and self._error is None:
             self._start()
+        self.waited_seconds += time.monotonic() - waiting
         if self._error is not None:
             raise self._error
         assert self._runner is not None

@@ -4,7 +4,9 @@ A thin client on ``requests``: manifests (Docker v2 and OCI, manifest lists and 
 every platform unless one is asked for), configs, and layer blobs streamed into the layer walk
 through a :class:`~layerleak.sources.stream.VerifyingReader`, so a blob that is not what its
 digest says becomes that layer's error. Redirects to blob storage are followed (``requests``
-drops the Authorization header when the host changes). TLS is verified against what
+drops the Authorization header when the host changes). Requests travel on a
+:class:`~layerleak.sources.registry_http.RegistrySession`: never ``~/.netrc``, always the proxy
+variables; clients of one registry may share one (its kept-alive connections). TLS is verified against what
 registry_tls.py decides, passed as ``verify=`` on every request so the environment cannot
 override it; plain HTTP is used only for a loopback registry or with ``--insecure``. 429 and 5xx
 answers and dropped connections are retried with backoff; TLS failures are not (they do not heal).
