@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from layerleak.sources.registry import (
     blob_reader,
     json_object,
     new_session,
+    retry_adapter,
 )
 from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
 from layerleak.sources.registry_http import BudgetExceeded, RegistrySession, RequestBudget
@@ -230,8 +232,8 @@ def parse_host(text: str) -> str:
 
 
 class Catalog:
-    """One registry, walked with one set of credentials, one request budget and one HTTP session
-    (kept-alive connections shared by every repository), ``readers`` repositories at a time."""
+    """One registry, walked with one set of credentials, one request budget and one connection
+    pool (kept-alive connections shared by every repository), ``readers`` repositories at a time."""
 
     def __init__(
         self,
@@ -249,21 +251,37 @@ class Catalog:
         self.budget = RequestBudget(options.max_requests)
         self.creds = find_credentials(self.host, username, password)
         self.trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.host)
-        self.session = new_session(self.budget)
+        # One connection pool for the walk; one session on it per reader thread (a requests
+        # Session's own state is not meant to be shared between threads).
+        self._adapter = retry_adapter()
+        self._local = threading.local()
+        self._sessions: list[RegistrySession] = []
+        self._lock = threading.Lock()
         self._basic: list[str] = []  # the Basic Authorization, once a client was challenged for it
         self.repositories = 0
         self.base_url: str | None = None  # https://host or http://host, once a client found it
 
     def client(self, repo: str) -> CatalogClient:
         client = CatalogClient(
-            self.host, repo, self.creds, self.trust, self.base_url, self.session, self._basic
+            self.host, repo, self.creds, self.trust, self.base_url, self.session(), self._basic
         )
         if self.base_url is None:
             self.base_url = client.base()
         return client
 
+    def session(self) -> RegistrySession:
+        """This thread's session, on the walk's shared connection pool and request budget."""
+        session: RegistrySession | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session(self.budget, self._adapter)
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
     def close(self) -> None:
-        self.session.close()
+        for session in self._sessions:
+            session.close()
+        self._adapter.close()
         self.trust.close()
 
     def __enter__(self) -> Catalog:

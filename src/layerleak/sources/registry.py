@@ -129,8 +129,13 @@ def _registry_error(resp: requests.Response) -> str:
     return f"HTTP {resp.status_code}" + (f" ({words})" if words else "")
 
 
-def new_session(budget: RequestBudget | None = None) -> RegistrySession:
-    """A session with our retry policy (429 and 5xx with ``Retry-After``, dropped connections)."""
+def new_session(budget: RequestBudget | None = None, adapter: HTTPAdapter | None = None) -> RegistrySession:
+    """A session with our retry policy (429 and 5xx with ``Retry-After``, dropped connections).
+    Sessions given the same ``adapter`` (:func:`retry_adapter`) share its connection pool."""
+    return RegistrySession(adapter or retry_adapter(), budget)
+
+
+def retry_adapter() -> HTTPAdapter:
     retry = Retry(
         total=RETRIES,
         connect=2,
@@ -143,7 +148,7 @@ def new_session(budget: RequestBudget | None = None) -> RegistrySession:
         raise_on_status=False,
         other=0,  # TLS failures and the like: retrying cannot help, and each retry backs off
     )
-    return RegistrySession(HTTPAdapter(max_retries=retry, pool_maxsize=POOL), budget)
+    return HTTPAdapter(max_retries=retry, pool_maxsize=POOL)
 
 
 class RegistryClient:

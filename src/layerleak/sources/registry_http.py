@@ -14,9 +14,10 @@ what it never does.
    public object storage goes through the proxy for the storage).
 
 So :class:`RegistrySession` sets ``trust_env = False`` and adds the proxy variables back itself.
-It also keeps its connections alive across every repository of a job (one session per registry:
-a walk of thousands of repositories opens a few connections, not thousands), and may count each
-request against a :class:`RequestBudget`.
+Sessions can share one adapter, hence one pool of kept-alive connections, across every repository
+of a job (a walk of thousands of repositories opens a few connections, not thousands; each reader
+thread has its own session on the shared pool), and may count each request against a
+:class:`RequestBudget`.
 """
 
 from __future__ import annotations
