@@ -1,6 +1,6 @@
 """Fleet jobs on a loopback registry: cost against unique layers, reruns, Dask, registry vs archive.
 
-    python bench/fleet.py [--out /work/bench-out] [--repos 50] [--filler-kb 2048] [--base-mb 48,32]
+    python bench/fleet.py [--out /work/bench-out] [--repos 50] [--filler-kb 12288] [--base-mb 120,80]
                           [--quick]
 
 Builds (fixtures/fleet.py) ``--repos`` repositories x 3 tags sharing two base layers, each repo
@@ -94,8 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/work/bench-out"), help="where rootfs.tar is")
     parser.add_argument("--repos", type=int, default=50)
-    parser.add_argument("--filler-kb", type=int, default=2048)
-    parser.add_argument("--base-mb", default="48,32", help="MB of real files in base-a and base-b")
+    parser.add_argument("--filler-kb", type=int, default=12288)
+    parser.add_argument("--base-mb", default="120,80", help="MB of real files in base-a and base-b")
     parser.add_argument("--quick", action="store_true", help="skip the Dask and archive comparisons")
     args = parser.parse_args()
     rows: list[tuple[str, str]] = [("load average (1, 5, 15 min) at start", _load())]
