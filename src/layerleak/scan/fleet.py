@@ -18,6 +18,7 @@ scans are written as they arrive and not kept.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -202,8 +203,9 @@ def run_fleet(
     )
     show.phase("images", len(found))
     counts = _repo_counts(db, found, options)
+    recent = RecentScans()
     for image in found:
-        result = _image_result(db, engine, scanner, image, failed, options)
+        result = _image_result(db, engine, scanner, image, failed, options, recent)
         inherited = _inherited(image, options, counts)
         db.record_image(
             ImageRecord(
@@ -245,6 +247,27 @@ def _record(
         failed[task.key] = outcome.error or "layer could not be scanned"
 
 
+class RecentScans:
+    """The last few layer scans read back from the database, decoded: the images of a repository
+    (and of a registry) share their base layers, so each is read and decoded once for them all,
+    not once per image. Bounded: ``size`` scans (assembling only reads them)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._scans: OrderedDict[tuple[str, str], LayerScan] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> LayerScan | None:
+        scan = self._scans.get(key)
+        if scan is not None:
+            self._scans.move_to_end(key)
+        return scan
+
+    def put(self, key: tuple[str, str], scan: LayerScan) -> None:
+        self._scans[key] = scan
+        while len(self._scans) > self.size:
+            self._scans.popitem(last=False)
+
+
 def _image_result(
     db: ResultsDB,
     engine: Engine,
@@ -252,6 +275,7 @@ def _image_result(
     image: Found,
     failed: dict[str, str],
     options: FleetOptions,
+    recent: RecentScans | None = None,
 ) -> ImageResult:
     from layerleak.findings.build import assemble
     from layerleak.findings.policy import confidence_cut
@@ -265,7 +289,11 @@ def _image_result(
         if key in failed:
             scans[layer.key] = LayerScan(key=layer.key, error=failed[key])
             continue
-        scan = db.layer_scan(key, engine.ruleset, scanner, layer.key)
+        scan = recent.get((key, layer.key)) if recent is not None else None
+        if scan is None:
+            scan = db.layer_scan(key, engine.ruleset, scanner, layer.key)
+            if scan is not None and recent is not None:
+                recent.put((key, layer.key), scan)
         if scan is not None:
             scans[layer.key] = scan
     result = assemble(image.image.name, image.image, scans, engine, show_secrets=False)
