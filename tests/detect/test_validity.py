@@ -4,6 +4,7 @@ ssh-keygen), the confidence each verdict gives, and the engine and cache keeping
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import string
@@ -166,12 +167,28 @@ def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519Pr
     return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
 
 
-def _ssh_keygen_fingerprint(pem: str, tmp_path: Path) -> str:
+ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # RFC 8410: the SPKI before the raw key
+
+
+def _spki_fingerprint(pem: str, tmp_path: Path) -> str:
+    """``SHA256:`` + base64 of the SHA-256 of the key's DER SubjectPublicKeyInfo, the DER made by
+    openssl (or, for OpenSSH files, which openssl does not read, by ssh-keygen)."""
     path = tmp_path / "key"
     path.write_text(pem)
     path.chmod(0o600)
-    out = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], check=True, capture_output=True, text=True)
-    return out.stdout.split()[1]
+
+    def run(*args: str, data: bytes | None = None) -> bytes:
+        return subprocess.run(args, check=True, capture_output=True, input=data).stdout
+
+    if "OPENSSH" not in pem:
+        der = run("openssl", "pkey", "-in", str(path), "-pubout", "-outform", "DER")
+    elif run("ssh-keygen", "-y", "-f", str(path)).startswith(b"ssh-ed25519 "):
+        blob = base64.b64decode(run("ssh-keygen", "-y", "-f", str(path)).split()[1])
+        der = ED25519_SPKI_PREFIX + blob[-32:]  # ssh-keygen exports no Ed25519 SPKI
+    else:
+        spki = run("ssh-keygen", "-e", "-m", "PKCS8", "-f", str(path))
+        der = run("openssl", "pkey", "-pubin", "-outform", "DER", data=spki)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -186,7 +203,7 @@ def _ssh_keygen_fingerprint(pem: str, tmp_path: Path) -> str:
         (lambda: rsa.generate_private_key(65537, 2048), serialization.PrivateFormat.OpenSSH, "rsa", 2048),
     ],
 )
-def test_private_keys_parse_with_the_fingerprint_ssh_keygen_prints(
+def test_private_keys_parse_with_the_spki_fingerprint_openssl_gives(
     make: object, fmt: serialization.PrivateFormat, kind: str, bits: int, tmp_path: Path
 ) -> None:
     pem = _pem(make(), fmt)  # type: ignore[operator]
@@ -194,7 +211,8 @@ def test_private_keys_parse_with_the_fingerprint_ssh_keygen_prints(
     assert v is not None and v.format == "parsed"
     detail = dict(v.detail)
     assert detail["type"] == kind and detail["bits"] == bits
-    assert detail["fingerprint"] == _ssh_keygen_fingerprint(pem, tmp_path)
+    assert detail["fingerprint"] == _spki_fingerprint(pem, tmp_path)
+    assert "badkeys" not in detail  # a fresh key is not a known public one
 
 
 def test_private_key_escaped_and_indented_still_parses() -> None:

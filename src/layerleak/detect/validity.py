@@ -59,6 +59,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 
+from layerleak.detect import knownkeys
 from layerleak.models import Confidence, Match, Validity
 
 CHECKSUM_OK = "checksum-ok"
@@ -67,6 +68,8 @@ PARSED = "parsed"
 UNPARSED = "unparsed"
 EXPIRED = "expired"
 
+KNOWN_PUBLIC = "badkeys"  # detail key: the badkeys check that recognised a private key
+KNOWN_PUBLIC_REASON = "known-public-key"
 MAX_DETAIL = 200  # characters of any one detail value (claims, caveats) kept
 MAX_CAVEATS = 8
 
@@ -225,26 +228,55 @@ def key_detail(key: object) -> tuple[tuple[str, str | int | bool], ...]:
     detail: list[tuple[str, str | int | bool]] = [("type", kind), ("bits", bits)]
     public = getattr(key, "public_key", None)
     if public is not None:
-        detail.append(("fingerprint", public_fingerprint(public())))
+        detail.append(("fingerprint", key_fingerprint(public())))
+        known = knownkeys.recognised(public())
+        if known is not None:
+            detail.append((KNOWN_PUBLIC, known))
     return tuple(detail)
 
 
-def public_fingerprint(public: object) -> str:
-    """``SHA256:<base64>`` of the OpenSSH public key blob (what ``ssh-keygen -l`` prints), or
-    ``SPKI-SHA256:<hex>`` of the DER SubjectPublicKeyInfo for types OpenSSH cannot hold."""
+def key_fingerprint(public: object) -> str:
+    """The one key fingerprint layerleak shows (``validity.detail``, ``related``, ``db related``):
+    ``SHA256:`` and the base64 (no padding) of the SHA-256 of the public key's DER
+    SubjectPublicKeyInfo. ``openssl pkey -pubout -outform DER | openssl sha256 -binary | base64``
+    gives the same digest; it names every key type alike, whatever container the key came in."""
     from cryptography.hazmat.primitives import serialization
 
-    try:
-        line = public.public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        blob = base64.b64decode(line.split()[1])
-        return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-    except (ValueError, IndexError, TypeError):
-        der = public.public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return "SPKI-SHA256:" + hashlib.sha256(der).hexdigest()
+    der = public.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return fingerprint_of_digest(hashlib.sha256(der).digest())
+
+
+def fingerprint_of_digest(digest: bytes) -> str:
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def normal_key_id(key_id: str) -> str | None:
+    """A key fingerprint as this version writes it, from this or an earlier form (64 hex
+    characters, as results databases of earlier versions hold them); None for anything else."""
+    digest = digest_of_fingerprint(key_id)
+    return None if digest is None else fingerprint_of_digest(digest)
+
+
+def spki_hex(fingerprint: str) -> str:
+    """The same digest as 64 hex characters (the report's ``spki_sha256``, kept for version 1)."""
+    digest = digest_of_fingerprint(fingerprint)
+    return fingerprint if digest is None else digest.hex()
+
+
+def digest_of_fingerprint(fingerprint: str) -> bytes | None:
+    """The 32-byte digest a ``SHA256:`` fingerprint (or 64 hex characters, the form of earlier
+    results databases) names; None for anything else."""
+    if re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+        return bytes.fromhex(fingerprint)
+    if fingerprint.startswith("SHA256:") and len(fingerprint) == 50:
+        try:
+            digest = base64.b64decode(fingerprint[7:] + "=", validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return digest if len(digest) == 32 else None
+    return None
 
 
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
@@ -405,8 +437,18 @@ def validate(rule_id: str, secret: str) -> Validity | None:
         return Validity(UNPARSED, (("reason", "malformed"),))
 
 
+def known_public(validity: Validity) -> str | None:
+    """The badkeys check that recognised this validity's private key as public, if any."""
+    for key, value in validity.detail:
+        if key == KNOWN_PUBLIC:
+            return str(value)
+    return None
+
+
 def adjusted(confidence: Confidence, validity: Validity) -> Confidence:
     """The confidence a match of ``confidence`` has once its validity is known."""
+    if known_public(validity) is not None:
+        return Confidence.LOW
     if validity.format == CHECKSUM_OK:
         return Confidence.HIGH
     if validity.format == CHECKSUM_BAD:
@@ -425,6 +467,8 @@ def judged(match: Match) -> Match:
         return match
     confidence = adjusted(match.confidence, validity)
     reason = match.reason
-    if confidence < match.confidence and reason is None:
+    if known_public(validity) is not None:
+        reason = KNOWN_PUBLIC_REASON  # says more than the vendor or path reason a key may have
+    elif confidence < match.confidence and reason is None:
         reason = REASONS.get(validity.format)
     return dataclasses.replace(match, validity=validity, confidence=confidence, reason=reason)
