@@ -58,6 +58,15 @@ def grafana_token() -> str:
     return head + "_" + zlib.crc32(head.encode()).to_bytes(4, "little").hex()
 
 
+B64URL = ALNUM + "-_"
+
+
+def atlassian_token(length: int = 180) -> str:
+    """``ATATT3`` + base64url + ``=`` + the CRC32 of all that, 8 upper-case hex digits."""
+    head = "ATATT3" + _rand(length, B64URL) + "="
+    return head + f"{zlib.crc32(head.encode()):08X}"
+
+
 def gitlab_routable(prefix: str = "glpat-", versioned: bool = True) -> str:
     routing = b"c:1\no:2s\nu:1bq"
     raw = routing + secrets.token_bytes(16) + bytes([16])
@@ -119,6 +128,18 @@ def test_grafana_checksum() -> None:
     wrong = head + "_" + ("0" * 8 if check != "0" * 8 else "1" * 8)
     bad = validity.grafana_crc32(wrong)
     assert bad is not None and bad.format == "checksum-bad"
+
+
+@pytest.mark.parametrize("length", [150, 180, 220])  # Atlassian: "a varied API token length"
+def test_atlassian_checksum(length: int) -> None:
+    token = atlassian_token(length)
+    assert validity.atlassian_crc32(token) == Validity("checksum-ok", (("scheme", "crc32-hex"),))
+    head, check = token[:-8], token[-8:]
+    for wrong in (head + ("0" * 8 if check != "0" * 8 else "1" * 8), "ATATT3" + _rand(3) + token[9:]):
+        bad = validity.atlassian_crc32(wrong)
+        assert bad is not None and bad.format == "checksum-bad", wrong[-12:]
+    assert validity.atlassian_crc32(head + check.lower()) is None  # not the format's ending: not judged
+    assert validity.atlassian_crc32("ATCTT3" + token[6:]) is None  # Bitbucket access tokens: not judged
 
 
 @pytest.mark.parametrize("versioned", [True, False])
@@ -283,18 +304,22 @@ def test_every_rule_in_the_table_names_a_validator() -> None:
     assert set(validity.BY_RULE.values()) <= set(validity.VALIDATORS)
     ours = {r.id for r in ENGINE.rules}
     assert {"github-pat-classic", "npm-token", "jwt", "private-key", "aws-access-key-id",
-            "pypi-token", "gitlab-pat", "grafana-service-account-token"} <= ours
+            "pypi-token", "gitlab-pat", "grafana-service-account-token", "atlassian-api-token"} <= ours
 
 
 def test_engine_attaches_validity() -> None:
     good, bad = github_token(), _tampered(github_token())
-    text = f"A={good}\nB={bad}\nC={grafana_token()}\n".encode()
+    jira, fake_jira = atlassian_token(), atlassian_token()[:-8] + "00000000"
+    text = f"A={good}\nB={bad}\nC={grafana_token()}\nJIRA_API_TOKEN={jira}\nJIRA_TOKEN={fake_jira}\n".encode()
     found = {m.secret: m for m in ENGINE.scan(text)}
     assert found[good].validity is not None and found[good].validity.format == "checksum-ok"
     assert found[good].confidence is Confidence.HIGH and found[good].reason is None
     assert found[bad].confidence is Confidence.LOW and found[bad].reason == "checksum-bad"
     assert any(m.rule_id == "grafana-service-account-token" and m.validity is not None
                and m.validity.format == "checksum-ok" for m in found.values())
+    assert found[jira].rule_id == "atlassian-api-token" and found[jira].confidence is Confidence.HIGH
+    assert found[jira].validity == Validity("checksum-ok", (("scheme", "crc32-hex"),))
+    assert (found[fake_jira].confidence, found[fake_jira].reason) == (Confidence.LOW, "checksum-bad")
 
 
 def test_validity_survives_the_stream_and_the_cache() -> None:

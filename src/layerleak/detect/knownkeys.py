@@ -9,7 +9,7 @@ The `badkeys` package (Hanno Böck, MIT) recognises them from the public key:
   public key, so its private half leaking adds nothing an attacker lacked.
 - **the blocklist** of published private keys (vendor test keys, the Debian weak keys of 2008,
   keys in documentation and public repositories). It is not in the package: ``badkeys
-  --update-bl`` (or ``layerleak update-badkeys``) downloads it into badkeys' cache directory
+  --update-bl`` (badkeys installs that command with layerleak) downloads it into its cache directory
   (``$XDG_CACHE_HOME/badkeys/``, else ``~/.cache/badkeys/``). Without it only the offline checks
   run, and :func:`blocklist_missing` says so.
 
@@ -28,7 +28,7 @@ from typing import Any
 BLOCKLIST_FILES = ("badkeysdata.json", "blocklist.dat")
 MISSING = (
     "badkeys' blocklist of published private keys is not installed, so private keys were checked "
-    "with its offline checks only (ROCA, Fermat, small factors ...); `layerleak update-badkeys` "
+    "with its offline checks only (ROCA, Fermat, small factors ...); `badkeys --update-bl` "
     "downloads it"
 )
 

@@ -43,8 +43,12 @@ Formats and where they are published:
 - PyPI API tokens: ``pypi-`` + base64url of a version 2 binary macaroon (libmacaroons format: a
   version byte 2, then fields of type, length, data): its location and first-party caveats.
 
-Atlassian ``ATATT`` tokens are not checked: Atlassian states that its tokens are opaque, with no
-published structure or checksum, so there is nothing documented to verify.
+- Atlassian API tokens (``ATATT3...``, since 2023): ``...=<8 hex>``, the hex being the CRC32
+  (IEEE) of everything before it, ``=`` included, big-endian and upper case. Atlassian announced
+  prefixed, checksummed secrets (its Connect secrets' ``ATCO`` prefix and checksum, developer
+  community, 2021) and scans for leaked ``ATATT`` tokens; its documentation still calls token
+  contents opaque, so the layout was checked against published sample tokens. Bitbucket
+  ``ATCTT`` access tokens look alike but are not judged (no sample to check the scheme on).
 """
 
 from __future__ import annotations
@@ -118,6 +122,19 @@ def grafana_crc32(secret: str) -> Validity | None:
     if not sep or len(check) != 8 or not head.startswith("glsa_"):
         return None
     ok = zlib.crc32(head.encode()).to_bytes(4, "little").hex() == check.lower()
+    return Validity(CHECKSUM_OK if ok else CHECKSUM_BAD, (("scheme", "crc32-hex"),))
+
+
+_ATLASSIAN = re.compile(r"^ATATT[A-Za-z0-9_=-]+=(?P<crc>[0-9A-F]{8})$")
+
+
+def atlassian_crc32(secret: str) -> Validity | None:
+    """``ATATT...=<8 hex>``: the hex is the CRC32 (IEEE) of everything before it, ``=`` included,
+    big-endian, upper case. A value without that ending is not judged."""
+    m = _ATLASSIAN.match(secret)
+    if m is None:
+        return None
+    ok = f"{zlib.crc32(secret[:-8].encode()):08X}" == m.group("crc")
     return Validity(CHECKSUM_OK if ok else CHECKSUM_BAD, (("scheme", "crc32-hex"),))
 
 
@@ -391,6 +408,7 @@ def pypi_macaroon(secret: str) -> Validity | None:
 VALIDATORS: Mapping[str, Validator] = {
     "github-crc32": github_crc32,
     "grafana-crc32": grafana_crc32,
+    "atlassian-crc32": atlassian_crc32,
     "gitlab-routable": gitlab_routable,
     "jwt": jwt_claims,
     "private-key": private_key,
@@ -409,6 +427,7 @@ BY_RULE: Mapping[str, str] = {
     "github-app-token-gitleaks": "github-crc32",
     "npm-access-token": "github-crc32",
     "grafana-service-account-token": "grafana-crc32",
+    "atlassian-api-token": "atlassian-crc32",
     "gitlab-pat": "gitlab-routable",
     "gitlab-runner-token": "gitlab-routable",
     "gitlab-deploy-token": "gitlab-routable",
