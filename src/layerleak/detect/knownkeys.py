@@ -27,9 +27,8 @@ from typing import Any
 
 BLOCKLIST_FILES = ("badkeysdata.json", "blocklist.dat")
 MISSING = (
-    "badkeys' blocklist of published private keys is not installed, so private keys were checked "
-    "with its offline checks only (ROCA, Fermat, small factors ...); `badkeys --update-bl` "
-    "downloads it"
+    "badkeys' blocklist of published private keys is not installed (`badkeys --update-bl` downloads "
+    "it): private keys were checked with its offline checks only"
 )
 
 
