@@ -5,18 +5,23 @@ says when the blocklist is not installed."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import handmade
-from cryptography.hazmat.primitives import serialization
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 from layerleak.detect import knownkeys, validity
 from layerleak.entries import keystores
@@ -103,6 +108,29 @@ def test_binary_containers_are_demoted_too() -> None:
         assert inner == marker
         assert (match.confidence, match.reason) == (Confidence.LOW, "known-public-key")
         assert match.validity is not None and dict(match.validity.detail)["badkeys"] == "fermat"
+
+
+@pytest.mark.skipif(shutil.which("keytool") is None and not os.environ.get("CI"), reason="=== no keytool ===")
+def test_a_java_keystore_made_by_keytool_is_demoted_too(tmp_path: Path) -> None:
+    key = fermat_key()
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"server", key, _self_signed(key), None, serialization.BestAvailableEncryption(b"changeit"))
+    (tmp_path / "in.p12").write_bytes(p12)
+    subprocess.run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", str(tmp_path / "in.p12"),
+                    "-srcstoretype", "PKCS12", "-srcstorepass", "changeit", "-destkeystore",
+                    str(tmp_path / "out.jks"), "-deststoretype", "JKS", "-deststorepass", "changeit"],
+                   check=True, capture_output=True, timeout=120)
+    [(inner, match)] = list(keystores.scan((tmp_path / "out.jks").read_bytes()))
+    assert inner == "[jks alias=server password=changeit]"
+    assert (match.confidence, match.reason) == (Confidence.LOW, "known-public-key")
+
+
+def _self_signed(key: rsa.RSAPrivateKey) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
 
 
 def write_blocklist(folder: Path, key: rsa.RSAPrivateKey, name: str) -> None:
