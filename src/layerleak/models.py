@@ -171,6 +171,9 @@ class ScanIssue:
     layer_digest: str | None = None
     path: str | None = None
     fatal: bool = True
+    # A notice about the scan rather than the image (badkeys' blocklist not installed): in the
+    # report with the warnings, not repeated on stderr, so an input error stays one line there.
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ def _key_image(path: Path, pem: str) -> Path:
     return path
 
 
-def _scan(image: Path, cache_home: Path, tmp_path: Path) -> dict[str, object]:
+def _scan(image: Path, cache_home: Path, tmp_path: Path) -> tuple[dict[str, object], str]:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache_home), "LAYERLEAK_CACHE_DIR": str(tmp_path / "cache")}
     done = subprocess.run(
         [sys.executable, "-m", "layerleak", "scan", f"docker-archive:{image}", "--format", "json",
@@ -161,7 +161,7 @@ def _scan(image: Path, cache_home: Path, tmp_path: Path) -> dict[str, object]:
     )
     assert done.returncode in (0, 1), done.stderr
     doc: dict[str, object] = json.loads(done.stdout)
-    return doc
+    return doc, done.stderr
 
 
 def _issues(doc: dict[str, object]) -> list[tuple[str, str]]:
@@ -173,7 +173,7 @@ def test_a_key_on_the_blocklist_is_named_by_its_list(tmp_path: Path) -> None:
     write_blocklist(tmp_path / "home" / "badkeys", published, "vendor-test-keys")
     image = _key_image(tmp_path / "keys.tar", _pem(published, serialization.PrivateFormat.PKCS8)
                        + "\n" + _pem(fresh, serialization.PrivateFormat.TraditionalOpenSSL))
-    doc = _scan(image, tmp_path / "home", tmp_path)
+    doc, _ = _scan(image, tmp_path / "home", tmp_path)
     by_type = {f["validity"]["detail"]["fingerprint"]: f for f in doc["findings"]}  # type: ignore[attr-defined, index]
     known = by_type[validity.key_fingerprint(published.public_key())]
     assert known["validity"]["detail"]["badkeys"] == "blocklist:vendor-test-keys"
@@ -187,7 +187,8 @@ def test_without_the_blocklist_the_scan_says_so_once(tmp_path: Path) -> None:
     keys = [rsa.generate_private_key(65537, 2048) for _ in range(2)]
     text = "\n".join(_pem(k, serialization.PrivateFormat.PKCS8) for k in keys)
     image = _key_image(tmp_path / "keys.tar", text)
-    doc = _scan(image, tmp_path / "empty-home", tmp_path)
+    doc, stderr = _scan(image, tmp_path / "empty-home", tmp_path)
     assert len(doc["findings"]) == 2  # type: ignore[arg-type]
     assert _issues(doc).count(("warning", knownkeys.MISSING)) == 1  # a warning, not an error
+    assert "blocklist" not in stderr  # a notice of the report: stderr stays for the image's problems
     assert all(f["confidence"] != "low" for f in doc["findings"])  # type: ignore[attr-defined]

@@ -152,7 +152,7 @@ def assemble(
     findings = dedup(findings)
     findings.sort(key=_order)
     if any(_checked_key(f) for f in findings) and knownkeys.blocklist_missing():
-        issues.append(ScanIssue(message=knownkeys.MISSING, fatal=False))
+        issues.append(ScanIssue(message=knownkeys.MISSING, fatal=False, notice=True))
     summaries = []
     for layer, scan in zip(image.layers, stack, strict=True):
         step = steps[layer.index]
