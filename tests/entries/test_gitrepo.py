@@ -411,3 +411,19 @@ def test_repository_inside_an_archive(tmp_path: Path, engine: Engine, kind: str)
     assert result.error is None and not result.notes
     # The object files themselves are not scanned as files (a packfile is zlib: nothing readable).
     assert not [h for h in result.hits if (h.inner_path or "").endswith((".pack", ".idx"))]
+
+
+def test_damaged_repository_inside_an_archive_is_a_note(engine: Engine) -> None:
+    pack = "r/.git/objects/pack/pack-" + "a" * 40
+    members = [("r/.git/HEAD", b"ref: refs/heads/main\n"), (pack + ".pack", b"PACK\0\0\0\2garbage" * 10),
+               (pack + ".idx", b"\xfftOc" + b"\0" * 100), ("r/.git/objects/ab/" + "c" * 38, b"not zlib")]
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    result = scan(handmade.layer_tar([handmade.file("srv/r.tar.gz", archive.getvalue())]), engine)
+    assert result.error is None and result.hits == []
+    assert result.notes and all(path == "/srv/r.tar.gz" and message.startswith("r/.git: ")
+                                for path, message in result.notes)
