@@ -6,7 +6,8 @@ The `badkeys` package (Hanno Böck, MIT) recognises them from the public key:
   ROCA (Infineon's weak generator), small prime factors, invalid values, the 0-byte pattern that
   allows polynomial factoring, primes shared with known weak keys, a small private exponent
   (Wiener) and sparse DSA keys. A key any of them flags can be recovered by anyone who has its
-  public key, so its private half leaking adds nothing an attacker lacked.
+  public key. It is still somebody's real key, leaked *and* weak: its finding keeps its
+  confidence and names the check (``validity.detail.badkeys``), so the owner replaces it.
 - **the blocklist** of published private keys (vendor test keys, the Debian weak keys of 2008,
   keys in documentation and public repositories). It is not in the package: ``badkeys
   --update-bl`` (badkeys installs that command with layerleak) downloads it into its cache directory
@@ -14,8 +15,8 @@ The `badkeys` package (Hanno Böck, MIT) recognises them from the public key:
   run, and :func:`blocklist_missing` says so.
 
 :func:`recognised` gives the name of the check that flagged a key (``blocklist`` with the name of
-the list, ``fermat``, ``roca`` ...), or None. A recognised key's finding is demoted, never dropped
-(:mod:`layerleak.detect.validity`).
+the list, ``fermat``, ``roca`` ...), or None. A key on the blocklist has its finding demoted,
+never dropped (:mod:`layerleak.detect.validity`).
 """
 
 from __future__ import annotations

@@ -464,9 +464,17 @@ def known_public(validity: Validity) -> str | None:
     return None
 
 
+def published(validity: Validity) -> bool:
+    """Is this validity's private key on badkeys' blocklist of published keys? Only those are
+    demoted: a key flagged by an offline weak-key check (Fermat, ROCA ...) is somebody's real key,
+    which is both leaked and weak; its finding keeps its confidence and names the check."""
+    check = known_public(validity)
+    return check is not None and check.startswith("blocklist")
+
+
 def adjusted(confidence: Confidence, validity: Validity) -> Confidence:
     """The confidence a match of ``confidence`` has once its validity is known."""
-    if known_public(validity) is not None:
+    if published(validity):
         return Confidence.LOW
     if validity.format == CHECKSUM_OK:
         return Confidence.HIGH
@@ -486,7 +494,7 @@ def judged(match: Match) -> Match:
         return match
     confidence = adjusted(match.confidence, validity)
     reason = match.reason
-    if known_public(validity) is not None:
+    if published(validity):
         reason = KNOWN_PUBLIC_REASON  # says more than the vendor or path reason a key may have
     elif confidence < match.confidence and reason is None:
         reason = REASONS.get(validity.format)
