@@ -41,7 +41,8 @@ def summary_table(summary: FleetSummary) -> str:
         lines.append(f"  {key.replace('_', ' '):<18} {data[key]}")
     by_status = ", ".join(f"{k} {v}" for k, v in summary.findings_by_status.items()) or "none"
     lines.append(f"  {'findings by status':<18} {by_status}")
-    lines.append(f"  {'seconds':<18} {summary.seconds:.1f}")
+    started = f" ({summary.startup_seconds:.1f} starting workers)" if summary.startup_seconds >= 0.05 else ""
+    lines.append(f"  {'seconds':<18} {summary.seconds:.1f}{started}")
     if summary.errors:
         lines.append(f"  errors ({len(summary.errors)}):")
         lines.extend(f"    {safe(e)}" for e in summary.errors)
@@ -86,9 +87,9 @@ def related_json(related: list[dict[str, Any]]) -> str:
 def related_table(related: list[dict[str, Any]]) -> str:
     if not related:
         return "no recorded private key has a recorded certificate or public key\n"
-    rows = [("KEY (SPKI SHA-256)", "ROLE", "IMAGE", "LAYER", "PATH")]
+    rows = [("KEY", "ROLE", "IMAGE", "LAYER", "PATH")]
     for item in related:
-        spki = item["spki_sha256"][:16]
+        spki = item["fingerprint"][:23]  # "SHA256:" and 16 characters
         sides = [("private key", p, p["path"] + (f" ! {p['inner_path']}" if p["inner_path"] else ""))
                  for p in item["private_keys"]]
         sides += [(p["kind"], p, p["path"] + (f" ({p['detail']})" if p["detail"] else ""))
