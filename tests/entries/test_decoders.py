@@ -477,3 +477,50 @@ def test_depth_is_bounded(engine: Engine) -> None:
     assert _markers(hits, "github-pat-classic", token) == []
     hits, _ = _leaf(engine, b"v: " + _b64(b"v: " + _b64(f"t={token}".encode())) + b"\n")
     assert _markers(hits, "github-pat-classic", token) == ["[base64]!/[base64]"]
+
+
+def _grouped_passes() -> tuple[object, ...]:
+    """The decoder passes as they were before quoted decoders lost their group: every pattern
+    compiled as written, the run read from its group."""
+    import dataclasses
+
+    from layerleak.entries.decoders import DECODERS, _passes
+
+    return _passes([dataclasses.replace(d, quoted=False) for d in DECODERS])
+
+
+def _js_samples() -> list[bytes]:
+    rng = random.Random(15)
+    pieces = [b'"', b'\\"', b"\\n", b"\\u0041", b"\\u00e9x", b"\\t", b"\\/", b"\\\\", b"a", b"Z9", b"\n",
+              b"\r", b" ", b"%41", b"token=", b"x" * 40, b"\\nA", b"\\", b"'", b"\x00", b"\xe9"]
+    samples = [
+        b'var s = "line one\\nline two with enough text", t = "\\u0041\\u0042CDEFGHIJKLMNOPQRS";',
+        b'{"a": "x\\"y\\nzzzzzzzzzzzzzzzzzzzz", "b": "\\\\nnot an escape but long enough text"}',
+        b'"' + b"\\n" + b"q" * 5000 + b'"' + b' "\\nshort"',  # too long, then too short
+        b'"\\nAAAAAAAAAAAAAAAAAAAAAAAAAAA\r"unterminated \\n line "ok\\tvalue value value"',
+    ]
+    for _ in range(300):
+        samples.append(b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 120))))
+    return samples
+
+
+def test_a_quoted_decoder_without_its_group_finds_exactly_the_same_runs() -> None:
+    """The JSON-string pass runs its regex without a capture group (ten times faster in RE2);
+    the runs, their offsets and their decoded values are those of the grouped regex."""
+    from layerleak.entries.decoders import _runs
+
+    grouped = _grouped_passes()
+    found = 0
+    for text in _js_samples():
+        expected = [(s, e, d, dec.marker) for s, e, d, dec in _runs(text, grouped)]  # type: ignore[arg-type]
+        assert [(s, e, d, dec.marker) for s, e, d, dec in _runs(text)] == expected, text
+        found += sum(1 for *_, marker in expected if marker == "[json-escape]")
+    assert found > 20  # the samples do exercise the JSON-string decoder
+
+
+def test_a_pattern_that_is_not_quoted_is_refused() -> None:
+    from layerleak.entries.decoders import _ungrouped
+
+    with pytest.raises(ValueError):
+        _ungrouped(rb"(?:^|\s)(abc)")
+    assert _ungrouped(rb'"(a+)"') == rb'"(?:a+)"'
