@@ -119,7 +119,7 @@ def scan_layer_part(
     merge()."""
     result = LayerScan(key=key)
     try:
-        _walk(tar, result, engine, stop, limits)
+        _walk(tar, result, engine, stop, limits, _file_region(tar))
     except _DAMAGE as exc:
         result.error = _describe(exc, 0)
     return result
@@ -135,12 +135,25 @@ _DAMAGE: tuple[type[BaseException], ...] = (
 )
 
 
+Region = tuple[int, int]  # (file descriptor, offset of the tar stream's first byte in it)
+
+
+def _file_region(stream: IO[bytes]) -> Region | None:
+    """Where a tar read from an open file starts in it: its large members can then be digested
+    again from the file when they have a match (None: a stream, digested on the way)."""
+    try:
+        return stream.fileno(), stream.tell()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
 def _walk(
     stream: IO[bytes] | Hashing,
     result: LayerScan,
     engine: Engine,
     stop: int | None = None,
     limits: LayerLimits = DEFAULT_LAYER_LIMITS,
+    region: Region | None = None,
 ) -> None:
     tar = targuard.open_stream(stream, limits)
     repos = gitrepo.Collector()  # git object databases, read at the end of the layer
@@ -148,7 +161,7 @@ def _walk(
         for member in targuard.members(tar, limits):
             if stop is not None and member.offset >= stop:
                 break
-            _visit(tar, member, result, engine, repos)
+            _visit(tar, member, result, engine, repos, region)
     finally:
         if repos.repos:
             _add_git(repos, result, engine)
@@ -182,7 +195,12 @@ def _describe(exc: BaseException, at: int) -> str:
 
 
 def _visit(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine, repos: gitrepo.Collector
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    result: LayerScan,
+    engine: Engine,
+    repos: gitrepo.Collector,
+    region: Region | None = None,
 ) -> None:
     path = normalize(member.name)
     parent, base = posixpath.split(path)
@@ -204,8 +222,10 @@ def _visit(
     if repos.take(path, f):  # a git object file: read with its repository
         return
     hashing = None
-    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
-        f = hashing = provenance.Hashing(f, path)
+    if region is not None and member.issparse():
+        region = None  # its bytes are not one stretch of the file
+    if member.size > FILE_HEAD and region is None:  # too large to digest from its first chunk
+        f = hashing = provenance.Hashing(f, path)  # digested on the way
     first = f.read(FILE_HEAD)
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
@@ -228,7 +248,14 @@ def _visit(
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
     if len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
+        if hashing is not None:
+            result.digests[path] = hashing.digests()
+        elif region is not None and member.size > FILE_HEAD:  # read again, only now it matters
+            fd, start = region
+            at = start + member.offset_data
+            result.digests[path] = provenance.region_digests(fd, at, member.size, path)
+        else:
+            result.digests[path] = provenance.file_digests(first)
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
