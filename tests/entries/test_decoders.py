@@ -524,3 +524,39 @@ def test_a_pattern_that_is_not_quoted_is_refused() -> None:
     with pytest.raises(ValueError):
         _ungrouped(rb"(?:^|\s)(abc)")
     assert _ungrouped(rb'"(a+)"') == rb'"(?:a+)"'
+
+
+def _blanked_every_way(text: bytes) -> bytes:
+    """_without_long_runs without its sampling shortcut: every byte examined."""
+    import numpy as np
+
+    from layerleak.entries.decoders import _RUN_BYTES, MAX_B64
+
+    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
+    out = bytearray(text)
+    for i in np.flatnonzero(np.diff(bounds) - 1 > MAX_B64):
+        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
+        out[start:end] = bytes(end - start)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_long_runs_are_blanked_exactly_with_the_sampling_shortcut(seed: int) -> None:
+    """A stretch of run bytes just over MAX_B64, at any offset from the sample points, is still
+    blanked; one of exactly MAX_B64 is not; text without one is returned as it is."""
+    from layerleak.entries.decoders import MAX_B64, _without_long_runs
+
+    rng = random.Random(seed)
+    parts = []
+    for _ in range(rng.randint(1, 6)):
+        parts.append(bytes(rng.choice(b" \n.:,=\"") for _ in range(rng.randint(0, 3))))
+        sizes = [MAX_B64 - 1, MAX_B64, MAX_B64 + 1, MAX_B64 + 2, 2 * MAX_B64, rng.randint(1, 9000)]
+        length = rng.choice(sizes)
+        parts.append(bytes(rng.choice(b"AQZaz09+/_-") for _ in range(length)))
+    text = bytes(rng.randint(0, 255) for _ in range(rng.randint(0, MAX_B64))) + b"".join(parts)
+    expected = _blanked_every_way(text)
+    assert _without_long_runs(text) == expected
+    if seed == 0:
+        assert _without_long_runs(b"\n" + b"A" * (MAX_B64 + 1)) == b"\n" + bytes(MAX_B64 + 1)
+        assert _without_long_runs(b"\n" + b"A" * MAX_B64 + b"\n" * 9) == b"\n" + b"A" * MAX_B64 + b"\n" * 9

@@ -88,7 +88,7 @@ def _without_long_runs(text: bytes) -> bytes:
     stretch holds no value :func:`_runs` keeps (a value must start at the stretch's start and be
     at most ``MAX_B64`` long, ending where the stretch does), and RE2 matches one with its capture
     group at a few MB/s: a 1 GB line of ``AAAA`` would take minutes (issue 14, floods)."""
-    if len(text) <= MAX_B64:
+    if len(text) <= MAX_B64 or not _may_hold_long_run(text):
         return text
     mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
     bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
@@ -100,6 +100,23 @@ def _without_long_runs(text: bytes) -> bytes:
         start, end = int(bounds[i]) + 1, int(bounds[i + 1])
         out[start:end] = bytes(end - start)
     return bytes(out)
+
+
+_SAMPLE = MAX_B64 // 2
+_NON_RUN = re.compile(rb"[^A-Za-z0-9+/_-]")
+
+
+def _may_hold_long_run(text: bytes) -> bool:
+    """False when ``text`` has no stretch of run bytes longer than ``MAX_B64``, found without
+    reading every byte: such a stretch covers a whole interval between two consecutive multiples
+    of ``_SAMPLE``, so both ends of one are run bytes and nothing between them is another byte.
+    Only the intervals whose ends are run bytes are searched, up to their first other byte."""
+    ends = text[::_SAMPLE].translate(_RUN_BYTES)
+    search = _NON_RUN.search
+    for i in range(len(ends) - 1):
+        if ends[i] and ends[i + 1] and search(text, i * _SAMPLE, (i + 1) * _SAMPLE + 1) is None:
+            return True
+    return False
 
 
 _PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
