@@ -135,12 +135,14 @@ _DAMAGE: tuple[type[BaseException], ...] = (
 )
 
 
-Region = tuple[int, int]  # (file descriptor, offset of the tar stream's first byte in it)
+Region = tuple[int, int]  # (file descriptor, offset of the tar's first byte in it)
 
 
 def _file_region(stream: IO[bytes]) -> Region | None:
-    """Where a tar read from an open file starts in it: its large members can then be digested
-    again from the file when they have a match (None: a stream, digested on the way)."""
+    """Where a tar read from an open file starts in it (None: not a file). Such a tar is read
+    seekable: tarfile reads its headers and members straight from the file, not through its
+    stream buffer (a tenth of a scan of many small files went there), and a large member is
+    digested again from the file only when it has a match."""
     try:
         return stream.fileno(), stream.tell()
     except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
@@ -155,13 +157,17 @@ def _walk(
     limits: LayerLimits = DEFAULT_LAYER_LIMITS,
     region: Region | None = None,
 ) -> None:
-    tar = targuard.open_stream(stream, limits)
+    if region is None:
+        tar, origin, fd = targuard.open_stream(stream, limits), 0, None
+    else:  # offsets are then the file's own
+        fd, origin = region
+        tar = targuard.open_seekable(stream, limits)
     repos = gitrepo.Collector()  # git object databases, read at the end of the layer
     try:
         for member in targuard.members(tar, limits):
-            if stop is not None and member.offset >= stop:
+            if stop is not None and member.offset - origin >= stop:
                 break
-            _visit(tar, member, result, engine, repos, region)
+            _visit(tar, member, result, engine, repos, fd)
     finally:
         if repos.repos:
             _add_git(repos, result, engine)
@@ -200,8 +206,10 @@ def _visit(
     result: LayerScan,
     engine: Engine,
     repos: gitrepo.Collector,
-    region: Region | None = None,
+    fd: int | None = None,
 ) -> None:
+    """Record and scan one member. ``fd``: the tar is read seekable from this open file, and
+    ``member.offset_data`` is where the member's bytes are in it."""
     path = normalize(member.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
@@ -222,9 +230,9 @@ def _visit(
     if repos.take(path, f):  # a git object file: read with its repository
         return
     hashing = None
-    if region is not None and member.issparse():
-        region = None  # its bytes are not one stretch of the file
-    if member.size > FILE_HEAD and region is None:  # too large to digest from its first chunk
+    if member.issparse():
+        fd = None  # its bytes are not one stretch of the file
+    if member.size > FILE_HEAD and fd is None:  # too large to digest from its first chunk
         f = hashing = provenance.Hashing(f, path)  # digested on the way
     first = f.read(FILE_HEAD)
     notes: list[str] = []
@@ -250,10 +258,8 @@ def _visit(
     if len(result.hits) > hits_before:
         if hashing is not None:
             result.digests[path] = hashing.digests()
-        elif region is not None and member.size > FILE_HEAD:  # read again, only now it matters
-            fd, start = region
-            at = start + member.offset_data
-            result.digests[path] = provenance.region_digests(fd, at, member.size, path)
+        elif fd is not None and member.size > FILE_HEAD:  # read again, only now it matters
+            result.digests[path] = provenance.region_digests(fd, member.offset_data, member.size, path)
         else:
             result.digests[path] = provenance.file_digests(first)
     if whole and provenance.is_package_db(path):
