@@ -234,7 +234,9 @@ def _visit(
         fd = None  # its bytes are not one stretch of the file
     if member.size > FILE_HEAD and fd is None:  # too large to digest from its first chunk
         f = hashing = provenance.Hashing(f, path)  # digested on the way
-    first = f.read(FILE_HEAD)
+    # never more than the member holds: a read of FILE_HEAD allocates that much first (and with
+    # the mmap threshold of layerleak.memory, maps and unmaps it), for every small file
+    first = f.read(min(member.size, FILE_HEAD))
     notes: list[str] = []
     reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
     if reason is not None:
