@@ -191,3 +191,15 @@ def test_a_zip_is_held_in_memory_up_to_zip_memory_then_on_disk(
     with spool:
         assert isinstance(spool, io.BytesIO) is in_memory
         assert spool.read() == data
+
+
+def test_prefixed_hands_out_its_first_chunk_whole_without_a_copy() -> None:
+    from layerleak.entries.streams import Prefixed
+
+    first = os.urandom(64)
+    whole = Prefixed(first, io.BytesIO(b"rest"))
+    assert whole.read(1 << 20) is first  # the small file's bytes, not a copy of them
+    assert whole.read(3) == b"res" and whole.read(9) == b"t" and whole.read(1) == b""
+    split = Prefixed(first, io.BytesIO(b"rest"))
+    assert split.read(10) == first[:10] and split.read(100) == first[10:] and split.read() == b"rest"
+    assert Prefixed(first, io.BytesIO(b"rest")).read() is first
