@@ -200,6 +200,16 @@ def _describe(exc: BaseException, at: int) -> str:
     return f"layer is corrupt after {at} uncompressed bytes: {text}"
 
 
+class _Ended:
+    """The rest of a file that was read whole."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        return b""
+
+
+_ENDED = _Ended()
+
+
 def _visit(
     tar: tarfile.TarFile,
     member: tarfile.TarInfo,
@@ -237,8 +247,11 @@ def _visit(
     # never more than the member holds: a read of FILE_HEAD allocates that much first (and with
     # the mmap threshold of layerleak.memory, maps and unmaps it), for every small file
     first = f.read(min(member.size, FILE_HEAD))
+    # A file read whole has nothing more to give: asking its reader anyway (the engine reads on
+    # until an empty read) allocated another 2 MiB buffer per small file.
+    rest = f if len(first) < member.size else _ENDED
     notes: list[str] = []
-    reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
+    reason, matches = scan_entry(path, first, rest, engine, notes)  # type: ignore[arg-type]
     if reason is not None:
         result.skipped[reason] = result.skipped.get(reason, 0) + 1
         return
