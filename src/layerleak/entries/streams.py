@@ -12,6 +12,17 @@ class Reader(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+class Ended:
+    """The rest of something that was read whole: nothing. Handing it on instead of the real
+    reader spares a read to the end (a buffer allocated, a decompressor asked) per small file."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        return b""
+
+
+ENDED = Ended()
+
+
 class Prefixed:
     """``first`` then the rest of ``inner``, never more than ``n`` bytes per read."""
 

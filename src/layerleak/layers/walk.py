@@ -22,6 +22,7 @@ from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
 from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
+from layerleak.entries.streams import ENDED
 from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed_kind
 from layerleak.layers.scanned import KIND_DIR as KIND_DIR
@@ -200,16 +201,6 @@ def _describe(exc: BaseException, at: int) -> str:
     return f"layer is corrupt after {at} uncompressed bytes: {text}"
 
 
-class _Ended:
-    """The rest of a file that was read whole."""
-
-    def read(self, n: int = -1, /) -> bytes:
-        return b""
-
-
-_ENDED = _Ended()
-
-
 def _visit(
     tar: tarfile.TarFile,
     member: tarfile.TarInfo,
@@ -249,7 +240,7 @@ def _visit(
     first = f.read(min(member.size, FILE_HEAD))
     # A file read whole has nothing more to give: asking its reader anyway (the engine reads on
     # until an empty read) allocated another 2 MiB buffer per small file.
-    rest = f if len(first) < member.size else _ENDED
+    rest = f if len(first) < member.size else ENDED
     notes: list[str] = []
     reason, matches = scan_entry(path, first, rest, engine, notes)  # type: ignore[arg-type]
     if reason is not None:
