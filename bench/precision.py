@@ -11,6 +11,10 @@ own package registry):
     bench/build_java_image.sh       # bench/out/java.docker.tar: a JRE and Debian's Java libraries
     bench/build_go_image.sh         # bench/out/go.docker.tar: Go programs and Go SDK sources (Debian)
 
+With ``--peers /tmp/peers`` (the peers' binaries, /work/shared/PEERS.md), Betterleaks, Kingfisher
+and Trivy scan the same image too (``bench/peers.py``), and their counts are printed next to ours:
+all their findings, and those above their own ``low``.
+
 With ``--plant``, a copy of the image gets one extra layer of credential files with fresh fake
 secrets (the same kinds the tests plant), and the run also checks that every planted secret is
 found at medium confidence or above: a precision gain must never lose a planted secret.
@@ -73,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("target", nargs="?", default=f"docker-archive:{HERE / 'out/realistic.docker.tar'}")
     parser.add_argument("--plant", action="store_true", help="also check planted secrets are found")
+    parser.add_argument("--peers", type=Path, help="folder of the peers' binaries: count theirs too")
+    parser.add_argument("--peer-timeout", type=float, default=900, help="seconds per peer")
     args = parser.parse_args()
     target, expect = args.target, []
     tmp = tempfile.TemporaryDirectory()
@@ -98,6 +104,13 @@ def main() -> None:
     for k in lost:
         print(f"  LOST: {k}")
     print(f"above low (not planted): {len(above_low)}; planted: {len(planted)}, lost: {len(lost)}")
+    if args.peers:
+        import peers
+
+        image = Path(target.split(":", 1)[1])
+        for c in peers.count_all(args.peers, image.resolve(), args.peer_timeout):
+            print(f"  peer {c.peer:<12} findings {c.total}, above its low {c.above_low} ({c.seconds:.0f} s)"
+                  + (f" [{c.note}]" if c.note else ""))
     sys.exit(1 if above_low or lost else 0)
 
 

@@ -128,7 +128,7 @@ class Related:
     """A place in the same image holding the public half of a leaked private key."""
 
     kind: str  # "certificate", "public-key", "ssh-public-key", "keystore-certificate"
-    spki_sha256: str  # SHA-256 of the public key's DER SubjectPublicKeyInfo
+    fingerprint: str  # "SHA256:<base64>" of the public key's DER SubjectPublicKeyInfo (detect/validity.py)
     layer_index: int
     path: str
     detail: str  # a certificate's subject, an OpenSSH key's comment, a PEM label
@@ -171,6 +171,9 @@ class ScanIssue:
     layer_digest: str | None = None
     path: str | None = None
     fatal: bool = True
+    # A notice about the scan rather than the image (badkeys' blocklist not installed): in the
+    # report with the warnings, not repeated on stderr, so an input error stays one line there.
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)

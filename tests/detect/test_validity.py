@@ -4,6 +4,7 @@ ssh-keygen), the confidence each verdict gives, and the engine and cache keeping
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import string
@@ -55,6 +56,15 @@ def _tampered(token: str) -> str:
 def grafana_token() -> str:
     head = "glsa_" + _rand(32)
     return head + "_" + zlib.crc32(head.encode()).to_bytes(4, "little").hex()
+
+
+B64URL = ALNUM + "-_"
+
+
+def atlassian_token(length: int = 180) -> str:
+    """``ATATT3`` + base64url + ``=`` + the CRC32 of all that, 8 upper-case hex digits."""
+    head = "ATATT3" + _rand(length, B64URL) + "="
+    return head + f"{zlib.crc32(head.encode()):08X}"
 
 
 def gitlab_routable(prefix: str = "glpat-", versioned: bool = True) -> str:
@@ -120,6 +130,18 @@ def test_grafana_checksum() -> None:
     assert bad is not None and bad.format == "checksum-bad"
 
 
+@pytest.mark.parametrize("length", [150, 180, 220])  # Atlassian: "a varied API token length"
+def test_atlassian_checksum(length: int) -> None:
+    token = atlassian_token(length)
+    assert validity.atlassian_crc32(token) == Validity("checksum-ok", (("scheme", "crc32-hex"),))
+    head, check = token[:-8], token[-8:]
+    for wrong in (head + ("0" * 8 if check != "0" * 8 else "1" * 8), "ATATT3" + _rand(3) + token[9:]):
+        bad = validity.atlassian_crc32(wrong)
+        assert bad is not None and bad.format == "checksum-bad", wrong[-12:]
+    assert validity.atlassian_crc32(head + check.lower()) is None  # not the format's ending: not judged
+    assert validity.atlassian_crc32("ATCTT3" + token[6:]) is None  # Bitbucket access tokens: not judged
+
+
 @pytest.mark.parametrize("versioned", [True, False])
 def test_gitlab_routable_checksum_and_routing(versioned: bool) -> None:
     token = gitlab_routable(versioned=versioned)
@@ -166,12 +188,28 @@ def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519Pr
     return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
 
 
-def _ssh_keygen_fingerprint(pem: str, tmp_path: Path) -> str:
+ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # RFC 8410: the SPKI before the raw key
+
+
+def _spki_fingerprint(pem: str, tmp_path: Path) -> str:
+    """``SHA256:`` + base64 of the SHA-256 of the key's DER SubjectPublicKeyInfo, the DER made by
+    openssl (or, for OpenSSH files, which openssl does not read, by ssh-keygen)."""
     path = tmp_path / "key"
     path.write_text(pem)
     path.chmod(0o600)
-    out = subprocess.run(["ssh-keygen", "-l", "-f", str(path)], check=True, capture_output=True, text=True)
-    return out.stdout.split()[1]
+
+    def run(*args: str, data: bytes | None = None) -> bytes:
+        return subprocess.run(args, check=True, capture_output=True, input=data).stdout
+
+    if "OPENSSH" not in pem:
+        der = run("openssl", "pkey", "-in", str(path), "-pubout", "-outform", "DER")
+    elif run("ssh-keygen", "-y", "-f", str(path)).startswith(b"ssh-ed25519 "):
+        blob = base64.b64decode(run("ssh-keygen", "-y", "-f", str(path)).split()[1])
+        der = ED25519_SPKI_PREFIX + blob[-32:]  # ssh-keygen exports no Ed25519 SPKI
+    else:
+        spki = run("ssh-keygen", "-e", "-m", "PKCS8", "-f", str(path))
+        der = run("openssl", "pkey", "-pubin", "-outform", "DER", data=spki)
+    return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
@@ -186,7 +224,7 @@ def _ssh_keygen_fingerprint(pem: str, tmp_path: Path) -> str:
         (lambda: rsa.generate_private_key(65537, 2048), serialization.PrivateFormat.OpenSSH, "rsa", 2048),
     ],
 )
-def test_private_keys_parse_with_the_fingerprint_ssh_keygen_prints(
+def test_private_keys_parse_with_the_spki_fingerprint_openssl_gives(
     make: object, fmt: serialization.PrivateFormat, kind: str, bits: int, tmp_path: Path
 ) -> None:
     pem = _pem(make(), fmt)  # type: ignore[operator]
@@ -194,7 +232,8 @@ def test_private_keys_parse_with_the_fingerprint_ssh_keygen_prints(
     assert v is not None and v.format == "parsed"
     detail = dict(v.detail)
     assert detail["type"] == kind and detail["bits"] == bits
-    assert detail["fingerprint"] == _ssh_keygen_fingerprint(pem, tmp_path)
+    assert detail["fingerprint"] == _spki_fingerprint(pem, tmp_path)
+    assert "badkeys" not in detail  # a fresh key is not a known public one
 
 
 def test_private_key_escaped_and_indented_still_parses() -> None:
@@ -265,18 +304,22 @@ def test_every_rule_in_the_table_names_a_validator() -> None:
     assert set(validity.BY_RULE.values()) <= set(validity.VALIDATORS)
     ours = {r.id for r in ENGINE.rules}
     assert {"github-pat-classic", "npm-token", "jwt", "private-key", "aws-access-key-id",
-            "pypi-token", "gitlab-pat", "grafana-service-account-token"} <= ours
+            "pypi-token", "gitlab-pat", "grafana-service-account-token", "atlassian-api-token"} <= ours
 
 
 def test_engine_attaches_validity() -> None:
     good, bad = github_token(), _tampered(github_token())
-    text = f"A={good}\nB={bad}\nC={grafana_token()}\n".encode()
+    jira, fake_jira = atlassian_token(), atlassian_token()[:-8] + "00000000"
+    text = f"A={good}\nB={bad}\nC={grafana_token()}\nJIRA_API_TOKEN={jira}\nJIRA_TOKEN={fake_jira}\n".encode()
     found = {m.secret: m for m in ENGINE.scan(text)}
     assert found[good].validity is not None and found[good].validity.format == "checksum-ok"
     assert found[good].confidence is Confidence.HIGH and found[good].reason is None
     assert found[bad].confidence is Confidence.LOW and found[bad].reason == "checksum-bad"
     assert any(m.rule_id == "grafana-service-account-token" and m.validity is not None
                and m.validity.format == "checksum-ok" for m in found.values())
+    assert found[jira].rule_id == "atlassian-api-token" and found[jira].confidence is Confidence.HIGH
+    assert found[jira].validity == Validity("checksum-ok", (("scheme", "crc32-hex"),))
+    assert (found[fake_jira].confidence, found[fake_jira].reason) == (Confidence.LOW, "checksum-bad")
 
 
 def test_validity_survives_the_stream_and_the_cache() -> None:

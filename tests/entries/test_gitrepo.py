@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -368,3 +369,61 @@ def test_loose_object_bomb_is_not_inflated(tmp_path: Path, engine: Engine) -> No
     assert gitrepo._loose_header(str(path)) is None
     path.write_bytes(zlib.compress(b"blob 10\0" + b"0123456789"))
     assert gitrepo._loose_header(str(path)) == (gitrepo.BLOB, 10)
+
+
+def _packed_repo(repo: Path, kind: str) -> bytes:
+    """The repository directory as an archive made by the tools a build uses: ``tar czf`` or
+    ``git archive``-like zip (python's zipfile, all files, ``.git`` included)."""
+    if kind == "tar.gz":
+        done = subprocess.run(["tar", "-C", str(repo.parent), "-czf", "-", repo.name], check=True,
+                              capture_output=True, timeout=60)
+        return done.stdout
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(repo.rglob("*")):
+            if path.is_file():
+                z.write(path, f"{repo.name}/{path.relative_to(repo)}")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_repository_inside_an_archive(tmp_path: Path, engine: Engine, kind: str) -> None:
+    repo = new_repo(tmp_path)
+    key, kept = plant.aws_access_key_id(), plant.aws_access_key_id()
+    added = commit_file(repo, "config/prod.env", env_file(key, noise=20), "add config")
+    git(repo, "rm", "-q", "config/prod.env")
+    git(repo, "commit", "-qm", "remove the key")
+    commit_file(repo, "deploy.env", env_file(kept), "a key that stays")
+    git(repo, "gc", "-q")
+    [pack] = list((repo / ".git/objects/pack").glob("*.pack"))
+    archive = _packed_repo(repo, kind)
+    layer = handmade.layer_tar([handmade.directory("srv"), handmade.file(f"srv/src.{kind}", archive)])
+    result = scan(layer, engine)
+    by_secret: dict[str, list[FileHit]] = {}
+    for h in result.hits:
+        by_secret.setdefault(getattr(h.match, "secret", ""), []).append(h)
+    # The removed key: only in history, named by the object file, its commit and its path.
+    assert [(h.path, h.inner_path) for h in by_secret[key]] == [
+        (f"/srv/src.{kind}", f"src/.git/objects/pack/{pack.name}!/[git] {added[:12]}:config/prod.env")]
+    # The kept key: in the archive's working tree and in history.
+    worktree, history = sorted((h.inner_path or "" for h in by_secret[kept]), key=lambda p: ".git/" in p)
+    assert worktree == "src/deploy.env" and history.startswith(f"src/.git/objects/pack/{pack.name}!/[git] ")
+    assert result.error is None and not result.notes
+    # The object files themselves are not scanned as files (a packfile is zlib: nothing readable).
+    assert not [h for h in result.hits if (h.inner_path or "").endswith((".pack", ".idx"))]
+
+
+def test_damaged_repository_inside_an_archive_is_a_note(engine: Engine) -> None:
+    pack = "r/.git/objects/pack/pack-" + "a" * 40
+    members = [("r/.git/HEAD", b"ref: refs/heads/main\n"), (pack + ".pack", b"PACK\0\0\0\2garbage" * 10),
+               (pack + ".idx", b"\xfftOc" + b"\0" * 100), ("r/.git/objects/ab/" + "c" * 38, b"not zlib")]
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    result = scan(handmade.layer_tar([handmade.file("srv/r.tar.gz", archive.getvalue())]), engine)
+    assert result.error is None and result.hits == []
+    assert result.notes and all(path == "/srv/r.tar.gz" and message.startswith("r/.git: ")
+                                for path, message in result.notes)

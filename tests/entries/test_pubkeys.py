@@ -4,6 +4,7 @@ public keys in the same image. Keys and certificates are made at test time by ``
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -33,7 +34,7 @@ def run(*argv: str) -> None:
 def spki_of(pem_path: Path) -> str:
     done = subprocess.run(["openssl", "pkey", "-in", str(pem_path), "-pubout", "-outform", "DER"],
                           check=True, capture_output=True, timeout=60)
-    return hashlib.sha256(done.stdout).hexdigest()
+    return "SHA256:" + base64.b64encode(hashlib.sha256(done.stdout).digest()).decode().rstrip("=")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,11 @@ def test_cli_reports_related(tmp_path: Path, layerleak: Layerleak, material: dic
     for where in (("/srv/tls.key", None), ("/srv/bundle.p12", '[pkcs12 password=""]')):
         related = by_path[where]["related"]
         assert {(r["kind"], r["layer_index"], r["path"], r["detail"]) for r in related} == server_places
-        assert {r["spki_sha256"] for r in related} == {material["server_spki"]}
+        assert {r["fingerprint"] for r in related} == {material["server_spki"]}
+        # one fingerprint everywhere: the key's own validity names it the same way
+        assert by_path[where]["validity"]["detail"]["fingerprint"] == material["server_spki"]
+        digest = base64.b64decode(material["server_spki"][7:] + "=")
+        assert {r["spki_sha256"] for r in related} == {digest.hex()}  # the same digest, in hex
     ssh = by_path[("/srv/deploy_key", None)]["related"]
     assert [(r["kind"], r["path"], r["detail"]) for r in ssh] == [
         ("ssh-public-key", "/root/.ssh/authorized_keys", "deploy@ci")

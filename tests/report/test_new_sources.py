@@ -3,6 +3,7 @@ rendered by every format (the golden sample predates them)."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 
@@ -26,6 +27,7 @@ from layerleak.report.interface import RenderOptions
 
 DIGEST = "sha256:" + "ab" * 32
 ATTESTATION_KEY = "https://slsa.dev/provenance/v0.2 predicate.invocation.parameters.args.build-arg:TOKEN"
+FINGERPRINT = "SHA256:" + base64.b64encode(bytes.fromhex("cd" * 32)).decode().rstrip("=")
 
 
 def report() -> ScanReport:
@@ -43,7 +45,7 @@ def report() -> ScanReport:
                  status=Status.PRESENT),
         "11112222333344445555666677778888", "[PRIVATE KEY] ******** (1704 chars)",
     )
-    cert = Related("certificate", "cd" * 32, 0, "/etc/ssl/certs/server.crt", "CN=api.internal.test")
+    cert = Related("certificate", FINGERPRINT, 0, "/etc/ssl/certs/server.crt", "CN=api.internal.test")
     key = dataclasses.replace(key, related=(cert,))
     annotation = finding(
         "url-credentials", "Credentials in a URL", Severity.HIGH,
@@ -76,7 +78,8 @@ def test_json_fields() -> None:
     git, key, annotation, attestation = doc["findings"]
     assert git["git"] == {"commit": "26daebccc999" + "0" * 28, "path": "config/prod.env", "object": "8f" * 20,
                           "reachable": True, "in_worktree": False}
-    assert key["related"] == [{"kind": "certificate", "spki_sha256": "cd" * 32, "layer_index": 0,
+    assert key["related"] == [{"kind": "certificate", "fingerprint": FINGERPRINT, "spki_sha256": "cd" * 32,
+                               "layer_index": 0,
                                "path": "/etc/ssl/certs/server.crt", "detail": "CN=api.internal.test"}]
     assert (annotation["source"], annotation["key"]) == ("annotation", "org.opencontainers.image.source")
     assert (attestation["source"], attestation["key"]) == ("attestation", ATTESTATION_KEY)

@@ -4,6 +4,7 @@ and certificates are made at test time by ``openssl``."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -19,6 +20,7 @@ import pytest
 
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
+from layerleak.detect.validity import spki_hex
 from layerleak.findings.build import assemble
 from layerleak.layers.walk import LayerScan, scan_layer
 from layerleak.sources.interface import ImageDesc, LayerRef
@@ -77,13 +79,26 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
             "spki": spki.encode()}
 
 
-def test_a_key_in_one_image_and_its_certificate_in_another(tmp_path: Path, pair: dict[str, bytes]) -> None:
+def _as_older_record(scan: LayerScan) -> LayerScan:
+    """The scan as a results database of an earlier version holds it: key ids in 64 hex."""
+    scan.hits = [dataclasses.replace(h, key_id=spki_hex(h.key_id) if h.key_id else None) for h in scan.hits]
+    scan.public_keys = {spki_hex(k): v for k, v in scan.public_keys.items()}
+    return scan
+
+
+@pytest.mark.parametrize("older", [False, True], ids=["this-version", "older-records"])
+def test_a_key_in_one_image_and_its_certificate_in_another(
+    tmp_path: Path, pair: dict[str, bytes], older: bool
+) -> None:
     url = str(tmp_path / "results.sqlite3")
     scans = {
         "aa": _sealed("blobs/sha256/aa", _layer({"srv/tls.key": pair["key"]})),
         "bb": _sealed("blobs/sha256/bb", _layer({"etc/ssl/certs/api.crt": pair["cert"],
                                                  "etc/ssl/certs/other.crt": pair["other"]})),
     }
+    if older:
+        scans = {k: _as_older_record(v) for k, v in scans.items()}
+        assert scans["aa"].hits[0].key_id == pair["spki"].decode()
     with ResultsDB(url) as db:
         assert db.related() == []  # nothing recorded yet
         for hexpart, scan in scans.items():
@@ -96,6 +111,8 @@ def test_a_key_in_one_image_and_its_certificate_in_another(tmp_path: Path, pair:
             db.record_image(ImageRecord(name), result, ENGINE.ruleset, SCANNER, keys)
         [relation] = db.related()
     assert relation["spki_sha256"] == pair["spki"].decode()
+    digest = bytes.fromhex(pair["spki"].decode())
+    assert relation["fingerprint"] == "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
     [key] = relation["private_keys"]
     assert key["path"] == "/srv/tls.key" and [i["image"] for i in key["in"]] == ["reg/app:1"]
     [cert] = relation["public_halves"]

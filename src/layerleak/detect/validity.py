@@ -43,8 +43,12 @@ Formats and where they are published:
 - PyPI API tokens: ``pypi-`` + base64url of a version 2 binary macaroon (libmacaroons format: a
   version byte 2, then fields of type, length, data): its location and first-party caveats.
 
-Atlassian ``ATATT`` tokens are not checked: Atlassian states that its tokens are opaque, with no
-published structure or checksum, so there is nothing documented to verify.
+- Atlassian API tokens (``ATATT3...``, since 2023): ``...=<8 hex>``, the hex being the CRC32
+  (IEEE) of everything before it, ``=`` included, big-endian and upper case. Atlassian announced
+  prefixed, checksummed secrets (its Connect secrets' ``ATCO`` prefix and checksum, developer
+  community, 2021) and scans for leaked ``ATATT`` tokens; its documentation still calls token
+  contents opaque, so the layout was checked against published sample tokens. Bitbucket
+  ``ATCTT`` access tokens look alike but are not judged (no sample to check the scheme on).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 
+from layerleak.detect import knownkeys
 from layerleak.models import Confidence, Match, Validity
 
 CHECKSUM_OK = "checksum-ok"
@@ -67,6 +72,8 @@ PARSED = "parsed"
 UNPARSED = "unparsed"
 EXPIRED = "expired"
 
+KNOWN_PUBLIC = "badkeys"  # detail key: the badkeys check that recognised a private key
+KNOWN_PUBLIC_REASON = "known-public-key"
 MAX_DETAIL = 200  # characters of any one detail value (claims, caveats) kept
 MAX_CAVEATS = 8
 
@@ -115,6 +122,19 @@ def grafana_crc32(secret: str) -> Validity | None:
     if not sep or len(check) != 8 or not head.startswith("glsa_"):
         return None
     ok = zlib.crc32(head.encode()).to_bytes(4, "little").hex() == check.lower()
+    return Validity(CHECKSUM_OK if ok else CHECKSUM_BAD, (("scheme", "crc32-hex"),))
+
+
+_ATLASSIAN = re.compile(r"^ATATT[A-Za-z0-9_=-]+=(?P<crc>[0-9A-F]{8})$")
+
+
+def atlassian_crc32(secret: str) -> Validity | None:
+    """``ATATT...=<8 hex>``: the hex is the CRC32 (IEEE) of everything before it, ``=`` included,
+    big-endian, upper case. A value without that ending is not judged."""
+    m = _ATLASSIAN.match(secret)
+    if m is None:
+        return None
+    ok = f"{zlib.crc32(secret[:-8].encode()):08X}" == m.group("crc")
     return Validity(CHECKSUM_OK if ok else CHECKSUM_BAD, (("scheme", "crc32-hex"),))
 
 
@@ -225,26 +245,55 @@ def key_detail(key: object) -> tuple[tuple[str, str | int | bool], ...]:
     detail: list[tuple[str, str | int | bool]] = [("type", kind), ("bits", bits)]
     public = getattr(key, "public_key", None)
     if public is not None:
-        detail.append(("fingerprint", public_fingerprint(public())))
+        detail.append(("fingerprint", key_fingerprint(public())))
+        known = knownkeys.recognised(public())
+        if known is not None:
+            detail.append((KNOWN_PUBLIC, known))
     return tuple(detail)
 
 
-def public_fingerprint(public: object) -> str:
-    """``SHA256:<base64>`` of the OpenSSH public key blob (what ``ssh-keygen -l`` prints), or
-    ``SPKI-SHA256:<hex>`` of the DER SubjectPublicKeyInfo for types OpenSSH cannot hold."""
+def key_fingerprint(public: object) -> str:
+    """The one key fingerprint layerleak shows (``validity.detail``, ``related``, ``db related``):
+    ``SHA256:`` and the base64 (no padding) of the SHA-256 of the public key's DER
+    SubjectPublicKeyInfo. ``openssl pkey -pubout -outform DER | openssl sha256 -binary | base64``
+    gives the same digest; it names every key type alike, whatever container the key came in."""
     from cryptography.hazmat.primitives import serialization
 
-    try:
-        line = public.public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        blob = base64.b64decode(line.split()[1])
-        return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-    except (ValueError, IndexError, TypeError):
-        der = public.public_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return "SPKI-SHA256:" + hashlib.sha256(der).hexdigest()
+    der = public.public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return fingerprint_of_digest(hashlib.sha256(der).digest())
+
+
+def fingerprint_of_digest(digest: bytes) -> str:
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def normal_key_id(key_id: str) -> str | None:
+    """A key fingerprint as this version writes it, from this or an earlier form (64 hex
+    characters, as results databases of earlier versions hold them); None for anything else."""
+    digest = digest_of_fingerprint(key_id)
+    return None if digest is None else fingerprint_of_digest(digest)
+
+
+def spki_hex(fingerprint: str) -> str:
+    """The same digest as 64 hex characters (the report's ``spki_sha256``, kept for version 1)."""
+    digest = digest_of_fingerprint(fingerprint)
+    return fingerprint if digest is None else digest.hex()
+
+
+def digest_of_fingerprint(fingerprint: str) -> bytes | None:
+    """The 32-byte digest a ``SHA256:`` fingerprint (or 64 hex characters, the form of earlier
+    results databases) names; None for anything else."""
+    if re.fullmatch(r"[0-9a-f]{64}", fingerprint):
+        return bytes.fromhex(fingerprint)
+    if fingerprint.startswith("SHA256:") and len(fingerprint) == 50:
+        try:
+            digest = base64.b64decode(fingerprint[7:] + "=", validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return digest if len(digest) == 32 else None
+    return None
 
 
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.S)
@@ -359,6 +408,7 @@ def pypi_macaroon(secret: str) -> Validity | None:
 VALIDATORS: Mapping[str, Validator] = {
     "github-crc32": github_crc32,
     "grafana-crc32": grafana_crc32,
+    "atlassian-crc32": atlassian_crc32,
     "gitlab-routable": gitlab_routable,
     "jwt": jwt_claims,
     "private-key": private_key,
@@ -377,6 +427,7 @@ BY_RULE: Mapping[str, str] = {
     "github-app-token-gitleaks": "github-crc32",
     "npm-access-token": "github-crc32",
     "grafana-service-account-token": "grafana-crc32",
+    "atlassian-api-token": "atlassian-crc32",
     "gitlab-pat": "gitlab-routable",
     "gitlab-runner-token": "gitlab-routable",
     "gitlab-deploy-token": "gitlab-routable",
@@ -405,8 +456,26 @@ def validate(rule_id: str, secret: str) -> Validity | None:
         return Validity(UNPARSED, (("reason", "malformed"),))
 
 
+def known_public(validity: Validity) -> str | None:
+    """The badkeys check that recognised this validity's private key as public, if any."""
+    for key, value in validity.detail:
+        if key == KNOWN_PUBLIC:
+            return str(value)
+    return None
+
+
+def published(validity: Validity) -> bool:
+    """Is this validity's private key on badkeys' blocklist of published keys? Only those are
+    demoted: a key flagged by an offline weak-key check (Fermat, ROCA ...) is somebody's real key,
+    which is both leaked and weak; its finding keeps its confidence and names the check."""
+    check = known_public(validity)
+    return check is not None and check.startswith("blocklist")
+
+
 def adjusted(confidence: Confidence, validity: Validity) -> Confidence:
     """The confidence a match of ``confidence`` has once its validity is known."""
+    if published(validity):
+        return Confidence.LOW
     if validity.format == CHECKSUM_OK:
         return Confidence.HIGH
     if validity.format == CHECKSUM_BAD:
@@ -425,6 +494,8 @@ def judged(match: Match) -> Match:
         return match
     confidence = adjusted(match.confidence, validity)
     reason = match.reason
-    if confidence < match.confidence and reason is None:
+    if published(validity):
+        reason = KNOWN_PUBLIC_REASON  # says more than the vendor or path reason a key may have
+    elif confidence < match.confidence and reason is None:
         reason = REASONS.get(validity.format)
     return dataclasses.replace(match, validity=validity, confidence=confidence, reason=reason)

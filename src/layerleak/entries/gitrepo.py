@@ -143,6 +143,13 @@ class Collector:
                 shutil.rmtree(self._tmp, ignore_errors=True)
                 self._tmp = None
 
+    def close(self) -> None:
+        """Drop what was spooled without reading it (the walk stopped early)."""
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+        self.repos.clear()
+
     def _note(self, path: str, message: str) -> None:
         if (path, message) not in self.notes:
             self.notes.append((path, message))

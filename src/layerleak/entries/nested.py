@@ -11,6 +11,12 @@ an archive is transparent (the members of ``bundle.tgz`` are ``etc/app.conf``, n
 without the compression suffix (``app.log.1.gz`` -> ``app.log.1``), or ``NAME[gzip]`` when the
 name has no such suffix.
 
+A git repository packed in an archive (``repo.tar.gz`` holding ``app/.git``, a zip of a checkout)
+is read like one in the layer (:mod:`layerleak.entries.gitrepo`): its object files are gathered
+as the archive's members pass, then every blob and commit message is scanned when the archive
+ends; a hit's inner path is the object file's, then the commit and path
+(``app/.git/objects/pack/pack-1a2b.pack!/[git] 3f2a9c1d0e4b:config/prod.env``).
+
 Bounds are in :class:`layerleak.entries.limits.Limits`; whatever they cut short becomes a note.
 Tar is read as a stream. Zip needs its central directory at the end, so a zip is held in memory
 up to ``zip_memory`` bytes, then in an unnamed temporary file up to ``zip_spool`` bytes; a larger
@@ -175,24 +181,32 @@ class _FileScan:
         self, inner: str | None, base: str | None, first: bytes, rest: Reader, depth: int
     ) -> Iterator[Hit]:
         where = inner or "this file"
+        git = _Git(self, base)
         try:
-            tar = targuard.open_stream(cast(IO[bytes], Prefixed(first, rest)))
-            for member in targuard.members(tar):
-                name = _member_name(member.name)
-                self.budget.entry(join(base, name))
-                if not member.isreg() or member.size == 0:
-                    continue
-                f: Any = tar.extractfile(member)
-                if f is None:
-                    continue
-                if member.issparse():
-                    f = targuard.SparseData(f, member)  # its stored data, not its holes
-                head = f.read(CHUNK_SIZE)
-                child = join(base, name)
-                yield from self.content(child, child, posixpath.basename(name), head, f, depth + 1)
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
-            if not ended(rest):  # else the stream it came from said why it ended
-                self.budget.note(f"{where}: tar is corrupt or truncated ({exc}); scanned up to there")
+            try:
+                tar = targuard.open_stream(cast(IO[bytes], Prefixed(first, rest)))
+                for member in targuard.members(tar):
+                    name = _member_name(member.name)
+                    self.budget.entry(join(base, name))
+                    if not member.isreg() or member.size == 0:
+                        continue
+                    f: Any = tar.extractfile(member)
+                    if f is None:
+                        continue
+                    if member.issparse():
+                        f = targuard.SparseData(f, member)  # its stored data, not its holes
+                    if git.take(name, f):
+                        continue
+                    head = f.read(CHUNK_SIZE)
+                    child = join(base, name)
+                    found = self.content(child, child, posixpath.basename(name), head, f, depth + 1)
+                    yield from git.seen(name, found)
+            except (tarfile.TarError, EOFError, zlib.error) as exc:
+                if not ended(rest):  # else the stream it came from said why it ended
+                    self.budget.note(f"{where}: tar is corrupt or truncated ({exc}); scanned up to there")
+            yield from git.finish()
+        finally:
+            git.close()
 
     def _zip(
         self, inner: str | None, base: str | None, first: bytes, rest: Reader, depth: int
@@ -208,17 +222,22 @@ class _FileScan:
                 if not ended(rest):
                     self.budget.note(f"{where}: zip is corrupt ({exc}); not scanned")
                 return
+            git = _Git(self, base)
             with archive:
-                for info in archive.infolist():
-                    name = _member_name(info.filename or "(unnamed)")
-                    child = join(base, name)
-                    self.budget.entry(child)
-                    if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
-                        continue
-                    yield from self._zip_member(archive, info, child, name, depth)
+                try:
+                    for info in archive.infolist():
+                        name = _member_name(info.filename or "(unnamed)")
+                        child = join(base, name)
+                        self.budget.entry(child)
+                        if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
+                            continue
+                        yield from git.seen(name, self._zip_member(archive, info, child, name, depth, git))
+                    yield from git.finish()
+                finally:
+                    git.close()
 
     def _zip_member(
-        self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, child: str, name: str, depth: int
+        self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, child: str, name: str, depth: int, git: _Git
     ) -> Iterator[Hit]:
         try:
             raw = archive.open(info)
@@ -228,6 +247,8 @@ class _FileScan:
         size = info.compress_size
         plain = Limited(raw, self.budget, lambda: size, child, READ_ERRORS)
         with raw:
+            if git.take(name, plain):
+                return
             head = plain.read(CHUNK_SIZE)
             if head:
                 yield from self.content(child, child, posixpath.basename(name), head, plain, depth + 1)
@@ -257,6 +278,43 @@ class _FileScan:
             chunk = rest.read(CHUNK_SIZE)
         spool.seek(0)
         return spool
+
+
+class _Git:
+    """The git repositories among one archive's members (entries/gitrepo.py), read when it ends."""
+
+    def __init__(self, scan: _FileScan, base: str | None) -> None:
+        self.scan = scan
+        self.base = base
+        self.repos: Any = None  # a gitrepo.Collector, made when the first object file comes
+        self.worktree: set[tuple[str, str, str]] = set()  # (path, rule, secret) of the other members
+
+    def take(self, name: str, f: Reader) -> bool:
+        if ".git/" not in name:
+            return False
+        if self.repos is None:
+            from layerleak.entries import gitrepo  # gitrepo scans blobs with content, which imports us
+
+            self.repos = gitrepo.Collector()
+        return bool(self.repos.take("/" + name, f))
+
+    def seen(self, name: str, hits: Iterator[Hit]) -> Iterator[Hit]:
+        for hit in hits:
+            self.worktree.add(("/" + name, hit[1].rule_id, hit[1].secret))
+            yield hit
+
+    def finish(self) -> Iterator[Hit]:
+        if self.repos is None or not self.repos.repos:
+            return
+        found = self.repos.finish(self.scan.engine, self.worktree)
+        for path, message in self.repos.notes:
+            self.scan.budget.note(f"{join(self.base, path.lstrip('/'))}: {message}")
+        for hit in found:
+            yield join(join(self.base, hit.path.lstrip("/")), hit.inner_path), hit.match
+
+    def close(self) -> None:
+        if self.repos is not None:
+            self.repos.close()
 
 
 def _decompressor(kind: str, source: Counting, limits: Limits = DEFAULT_LIMITS) -> Reader:

@@ -1,8 +1,10 @@
 """Public halves of keys, for correlation: which certificates, ``authorized_keys`` lines and public
 keys in an image belong to a private key that leaked in it.
 
-Every key is named by the SHA-256 of its public key's DER SubjectPublicKeyInfo (the "SPKI
-fingerprint"; ``openssl pkey -pubin -outform DER | sha256sum`` gives the same): a private key found
+Every key is named by the SHA-256 of its public key's DER SubjectPublicKeyInfo, shown as
+``SHA256:`` and its base64 without padding (the one key fingerprint layerleak shows, also in a
+private key's ``validity.detail``; ``openssl pkey -pubin -outform DER | openssl sha256 -binary |
+base64`` gives the same digest): a private key found
 by a rule (PEM, OpenSSH) or in a binary container has the fingerprint of its public key, and a
 certificate, a PEM or DER public key or an OpenSSH public key line has the fingerprint of the key
 it carries. Equal fingerprints relate a finding to those places (``related`` in the report).
@@ -16,7 +18,6 @@ with a default password (:mod:`layerleak.entries.keystores`).
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 import warnings
@@ -26,8 +27,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
     load_der_public_key,
     load_pem_private_key,
     load_pem_public_key,
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
+from layerleak.detect import validity
 from layerleak.detect.classify import HEAD, is_binary
 from layerleak.entries import keystores
 
@@ -55,7 +55,8 @@ PublicKey = tuple[str, str, str]  # (SPKI fingerprint, kind, detail)
 
 
 def spki_fingerprint(key: PublicKeyTypes) -> str:
-    return hashlib.sha256(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+    """``SHA256:<base64>`` of the key's DER SubjectPublicKeyInfo (:func:`validity.key_fingerprint`)."""
+    return validity.key_fingerprint(key)
 
 
 def private_key_id(secret: str) -> str | None:

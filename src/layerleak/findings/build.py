@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from layerleak.detect import knownkeys, validity
 from layerleak.detect.engine import Engine
 from layerleak.entries import provenance
 from layerleak.entries.config import ConfigText, config_texts
@@ -75,7 +76,7 @@ def assemble(
         stack.append(scan)
 
     raw: list[tuple[AnyMatch, Location]] = []
-    key_ids: dict[int, str] = {}  # position in raw -> a private key's SPKI fingerprint
+    key_ids: dict[int, str] = {}  # position in raw -> a private key's fingerprint (entries/pubkeys.py)
     for layer, scan in zip(image.layers, stack, strict=True):
         if scan is None:
             continue
@@ -143,13 +144,15 @@ def assemble(
                 fingerprint=fingerprint_of(match),
                 redacted=redacted_of(match),
                 secret=secret_of(match) if show_secrets else None,
-                reason=provenance.VENDOR if (loc.layer_index, loc.path) in vendor else match.reason,
+                reason=_reason(match.reason, (loc.layer_index, loc.path) in vendor),
                 related=public.get(key_ids[n], ()) if n in key_ids else (),
                 validity=match.validity,
             )
         )
     findings = dedup(findings)
     findings.sort(key=_order)
+    if any(_checked_key(f) for f in findings) and knownkeys.blocklist_missing():
+        issues.append(ScanIssue(message=knownkeys.MISSING, fatal=False, notice=True))
     summaries = []
     for layer, scan in zip(image.layers, stack, strict=True):
         step = steps[layer.index]
@@ -177,10 +180,20 @@ def assemble(
     )
 
 
+def _checked_key(finding: Finding) -> bool:
+    """Was this finding a private key that badkeys looked at (detect/knownkeys.py)?"""
+    return finding.validity is not None and any(k == "fingerprint" for k, _ in finding.validity.detail)
+
+
+def _reason(reason: str | None, vendor: bool) -> str | None:
+    """A vendor file's finding says ``vendor``, unless its key is a known public one (more precise)."""
+    return provenance.VENDOR if vendor and reason != validity.KNOWN_PUBLIC_REASON else reason
+
+
 def related_places(
     image: ImageDesc, stack: list[LayerScan | None], wanted: set[str]
 ) -> dict[str, tuple[Related, ...]]:
-    """SPKI fingerprint -> the certificates and public keys in this image's layers that carry it,
+    """Key fingerprint -> the certificates and public keys in this image's layers that carry it,
     for the private keys found (``wanted``)."""
     out: dict[str, list[Related]] = {}
     if not wanted:

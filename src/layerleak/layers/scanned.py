@@ -28,7 +28,7 @@ class FileHit:
     match: Match | SealedMatch  # sealed: from the cache, without plaintext (store/sealed.py)
     inner_path: str | None = None
     git: tuple[str | None, str | None, str, bool, bool] | None = None  # gitrepo.GitHit.origin
-    key_id: str | None = None  # a private key's public-key (SPKI) fingerprint: entries/pubkeys.py
+    key_id: str | None = None  # a private key's public-key fingerprint ("SHA256:..."): entries/pubkeys.py
 
 
 @dataclass(slots=True)
@@ -49,7 +49,7 @@ class LayerScan:
     # (path -> {"algo:hex"}), and the digests of its files that have matches.
     packages: dict[str, set[str]] = field(default_factory=dict)
     digests: dict[str, frozenset[str]] = field(default_factory=dict)
-    # Correlation (entries/pubkeys.py): SPKI fingerprint -> [(path, kind, detail)] of the
+    # Correlation (entries/pubkeys.py): key fingerprint -> [(path, kind, detail)] of the
     # certificates and public keys in this layer.
     public_keys: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
     # sha256 of the whole uncompressed stream (checked against the config's diff_id) and of the

@@ -86,9 +86,9 @@ def related_json(related: list[dict[str, Any]]) -> str:
 def related_table(related: list[dict[str, Any]]) -> str:
     if not related:
         return "no recorded private key has a recorded certificate or public key\n"
-    rows = [("KEY (SPKI SHA-256)", "ROLE", "IMAGE", "LAYER", "PATH")]
+    rows = [("KEY", "ROLE", "IMAGE", "LAYER", "PATH")]
     for item in related:
-        spki = item["spki_sha256"][:16]
+        spki = item["fingerprint"][:23]  # "SHA256:" and 16 characters
         sides = [("private key", p, p["path"] + (f" ! {p['inner_path']}" if p["inner_path"] else ""))
                  for p in item["private_keys"]]
         sides += [(p["kind"], p, p["path"] + (f" ({p['detail']})" if p["detail"] else ""))

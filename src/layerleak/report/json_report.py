@@ -6,6 +6,7 @@ import json
 from typing import Any, TextIO
 
 from layerleak import __version__
+from layerleak.detect.validity import spki_hex
 from layerleak.models import Finding, ImageResult, Location, ScanReport, TargetResult
 from layerleak.report.interface import Renderer, RenderOptions
 
@@ -54,8 +55,8 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "validity": f.validity.as_dict() if f.validity is not None else None,
         "locations": [location_dict(x) for x in (loc, *f.other_locations)],
         "related": [
-            {"kind": r.kind, "spki_sha256": r.spki_sha256, "layer_index": r.layer_index, "path": r.path,
-             "detail": r.detail}
+            {"kind": r.kind, "fingerprint": r.fingerprint, "spki_sha256": spki_hex(r.fingerprint),
+             "layer_index": r.layer_index, "path": r.path, "detail": r.detail}
             for r in f.related
         ],
     }

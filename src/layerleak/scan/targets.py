@@ -78,12 +78,15 @@ def scan_targets(
 
 
 def issue_lines(result: TargetResult) -> list[tuple[bool, str]]:
-    """(fatal, one line) for each problem of a target: what the CLI prints on stderr."""
+    """(fatal, one line) for each problem of a target: what the CLI prints on stderr (notices,
+    which are about the scan rather than the image, only go in the report)."""
     if result.error is not None:
         return [(True, result.error)]
     lines: list[tuple[bool, str]] = []
     for image in result.images:
         for issue in image.errors:
+            if issue.notice:
+                continue
             where = f" layer {issue.layer_index}" if issue.layer_index is not None else ""
             where += f" {issue.path}" if issue.path is not None else ""
             name = image.image if image.image is not None else "no known image"

@@ -33,6 +33,7 @@ from typing import Protocol
 import platformdirs
 
 from layerleak import __version__
+from layerleak.detect import knownkeys
 from layerleak.errors import StoreError
 from layerleak.layers.scanned import LayerScan
 from layerleak.store.codec import HitRow, NotCacheable, decode_body, encode_body, file_hit, hit_row
@@ -99,13 +100,14 @@ def default_dir() -> Path:
 @lru_cache(maxsize=1)
 def scanner_version() -> str:
     """The version plus a digest of the package's code: any change to how layers are scanned
-    (a decoder, a filter, the walk) makes earlier entries misses, released or not."""
+    (a decoder, a filter, the walk) makes earlier entries misses, released or not; so does
+    installing or updating badkeys' blocklist (a key it names is judged differently)."""
     digest = hashlib.sha256()
     root = resources.files("layerleak")
     for path in sorted(_sources(Path(str(root)))):
         digest.update(path.relative_to(Path(str(root))).as_posix().encode())
         digest.update(path.read_bytes())
-    return f"{__version__}+{digest.hexdigest()[:16]}"
+    return f"{__version__}+{digest.hexdigest()[:16]}+{knownkeys.state()}"
 
 
 def _sources(root: Path) -> list[Path]:

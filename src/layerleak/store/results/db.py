@@ -36,6 +36,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from layerleak.detect.validity import normal_key_id, spki_hex
 from layerleak.errors import StoreError
 from layerleak.layers.walk import LayerScan
 from layerleak.models import ImageResult
@@ -524,7 +525,7 @@ class ResultsDB:
 
     def related(self) -> list[dict[str, Any]]:
         """Fleet-wide correlation: each private key recorded in a layer (its hit carries the
-        SPKI fingerprint of its public key, entries/pubkeys.py) with every recorded certificate,
+        fingerprint of its public key, entries/pubkeys.py) with every recorded certificate,
         public key and ``authorized_keys`` line that carries the same public key, in any layer,
         and the newest record of each image holding either. Reads every layer's body (the public
         keys live there): a query for a responder, not for a hot path."""
@@ -538,13 +539,14 @@ class ResultsDB:
             private: dict[str, list[tuple[str, str, str | None, str]]] = {}
             for key, path, inner, fingerprint, extra in keyed:
                 key_id = json.loads(extra).get("key_id") if extra else None
-                if isinstance(key_id, str):
+                if isinstance(key_id, str) and (key_id := normal_key_id(key_id)) is not None:
                     private.setdefault(key_id, []).append((key, path, inner, fingerprint))
             if not private:
                 return []
             public: dict[str, list[tuple[str, str, str, str]]] = {}
             for key, body in conn.execute(sa.select(t.layers.c.content_key, t.layers.c.body)):
-                places = decode_body(key, zlib.decompress(body), []).public_keys
+                found = decode_body(key, zlib.decompress(body), []).public_keys
+                places = {normal_key_id(k) or k: v for k, v in found.items()}  # older records: hex
                 for spki in private.keys() & places.keys():
                     public.setdefault(spki, []).extend((key, *place) for place in places[spki])
             wanted = {k for spki in public for k, *_ in (*private[spki], *public[spki])}
@@ -568,7 +570,8 @@ class ResultsDB:
         out = []
         for spki in sorted(public):
             out.append({
-                "spki_sha256": spki,
+                "fingerprint": spki,
+                "spki_sha256": spki_hex(spki),
                 "private_keys": [
                     {"path": path, "inner_path": inner, "fingerprint": fp, "in": where(key)}
                     for key, path, inner, fp in private[spki]
