@@ -20,11 +20,10 @@ from layerleak.models import Confidence
 from layerleak.report import fleet as render
 from layerleak.report.fleet_progress import fleet_progress
 from layerleak.scan.fleet import FleetOptions, FleetSummary, run_fleet
-from layerleak.scan.layers import default_jobs
-from layerleak.scan.runners import DaskRunner, PoolRunner, Runner, RunnerError
+from layerleak.scan.runners import DaskRunner, LazyRunner, PoolRunner, Runner
 from layerleak.sources.catalog import Catalog, CatalogOptions, TagPolicy
 from layerleak.sources.interface import SourceOptions
-from layerleak.sources.targets import TRANSPORTS, open_target
+from layerleak.store.cache import default_dir
 from layerleak.store.results.db import STATUSES, ResultsDB
 
 T = TypeVar("T")
@@ -49,6 +48,8 @@ def _write(text: str, output: Path | None) -> None:
 
 def _base_layers(bases: tuple[str, ...], host: str, source: SourceOptions) -> frozenset[str]:
     """``--base``: a target as ``scan`` takes it, or REPO[:TAG] in the registry being walked."""
+    from layerleak.sources.targets import TRANSPORTS, open_target
+
     digests: set[str] = set()
     for base in bases:
         target = base if base.split(":", 1)[0] in TRANSPORTS else f"docker://{host}/{base}"
@@ -121,7 +122,7 @@ def registry(
     """
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     try:
-        engine = Engine(load_rules(rule_paths), gate=gate)
+        engine = Engine(load_rules(rule_paths, cache_dir=default_dir()), gate=gate)
         catalog = Catalog(
             host,
             CatalogOptions(repos, TagPolicy.parse(tags), platform, insecure, max_requests, ca_file, cert_dir),
@@ -148,19 +149,20 @@ def registry(
         base_layers=base_layers,
         common_repos=common_repos,
     )
-    workers = jobs or default_jobs()
-    errors: list[str] = []
-    runner: Runner | None
+    workers = jobs or _default_jobs()
+    # made when the first layer is to be scanned: a rerun with nothing new starts no processes
+    # and no Dask cluster (an unreachable scheduler is then the job's error, as the scan's)
+    runner: Runner = LazyRunner(
+        (lambda: DaskRunner(engine, dask_address, workers))
+        if dask_address
+        else (lambda: PoolRunner(engine, workers))
+    )
     try:
-        runner = DaskRunner(engine, dask_address, workers) if dask_address else PoolRunner(engine, workers)
-    except RunnerError as exc:
-        _fail(exc.diagnostics())
-        errors.append(exc.diagnostics())
-        runner = None
-    try:
+        # one query says which images a finished run recorded complete: those are not even read
+        recorded = db.complete_images(catalog.host, engine.ruleset, scanner())
         with fleet_progress(not no_progress) as progress:
             summary = run_fleet(
-                catalog.walk(lambda name, digest: db.image_done(name, digest, engine.ruleset, scanner())),
+                catalog.walk(lambda name, digest: (name, digest) in recorded),
                 catalog.host,
                 engine,
                 db,
@@ -169,18 +171,24 @@ def registry(
                 progress,
                 on_error=_fail,
                 base_url=lambda: catalog.base_url,
+                recorded=recorded,
             )
     except LayerleakError as exc:
         _fail(exc.diagnostics())
         sys.exit(EXIT_ERROR)
     finally:
-        if runner is not None:
-            runner.close()
+        runner.close()
+        catalog.close()
         db.close()
     summary.repositories = max(summary.repositories, catalog.repositories)
-    summary.errors[:0] = errors
     _write(render.summary_json(summary) if fmt == "json" else render.summary_table(summary), output)
     sys.exit(_exit(summary))
+
+
+def _default_jobs() -> int:
+    from layerleak.scan.layers import default_jobs
+
+    return default_jobs()
 
 
 def scanner() -> str:

@@ -374,3 +374,9 @@ def test_bad_db_urls_are_one_line() -> None:
     done = _cli("db", "images", "--db", "/nonexistent/dir/results.sqlite3")
     assert done.returncode == 2 and "no results database" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_the_head_constant_is_alembics_head() -> None:
+    """ResultsDB opens a database at HEAD without importing Alembic: HEAD must be the newest
+    migration, or every database would be migrated (or refused) on open."""
+    assert results.head_revision() == results.HEAD

@@ -41,7 +41,8 @@ def summary_table(summary: FleetSummary) -> str:
         lines.append(f"  {key.replace('_', ' '):<18} {data[key]}")
     by_status = ", ".join(f"{k} {v}" for k, v in summary.findings_by_status.items()) or "none"
     lines.append(f"  {'findings by status':<18} {by_status}")
-    lines.append(f"  {'seconds':<18} {summary.seconds:.1f}")
+    started = f" ({summary.startup_seconds:.1f} starting workers)" if summary.startup_seconds >= 0.05 else ""
+    lines.append(f"  {'seconds':<18} {summary.seconds:.1f}{started}")
     if summary.errors:
         lines.append(f"  errors ({len(summary.errors)}):")
         lines.extend(f"    {safe(e)}" for e in summary.errors)

@@ -8,8 +8,30 @@
 
 from __future__ import annotations
 
-from layerleak.scan.image import ScanOptions, scan_source
-from layerleak.scan.layers import ProgressHook
-from layerleak.scan.targets import TargetOptions, issue_lines, scan_targets
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from layerleak.scan.image import ScanOptions, scan_source
+    from layerleak.scan.layers import ProgressHook
+    from layerleak.scan.targets import TargetOptions, issue_lines, scan_targets
+
+# Imported on first use (PEP 562), so that ``layerleak.scan.fleet`` (a registry job's rerun: no
+# image scanned) does not import the whole scan pipeline with its package.
+_WHERE = {
+    "ScanOptions": "image",
+    "scan_source": "image",
+    "ProgressHook": "layers",
+    "TargetOptions": "targets",
+    "issue_lines": "targets",
+    "scan_targets": "targets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+
 
 __all__ = ["ProgressHook", "ScanOptions", "TargetOptions", "issue_lines", "scan_source", "scan_targets"]

@@ -12,17 +12,16 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass, field
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
-from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError
-from layerleak.layers.walk import FileHit, LayerScan, scan_layer
-from layerleak.sources.catalog import RepoClient
-from layerleak.sources.registry import BlobBody, RegistryClient
-from layerleak.sources.registry_auth import Credentials, find_credentials
-from layerleak.sources.registry_tls import TrustStore
-from layerleak.sources.stream import VerifyingReader
-from layerleak.store.sealed import SealedMatch, seal
+from layerleak.sources.registry_auth import Credentials
+
+if TYPE_CHECKING:  # the scanning half is imported by the task that scans (a rerun never does)
+    from layerleak.detect.engine import Engine
+    from layerleak.layers.walk import FileHit, LayerScan
+    from layerleak.sources.registry import RegistryClient
+    from layerleak.sources.registry_http import RegistrySession
 
 
 def content_key(blob_digest: str) -> str:
@@ -62,19 +61,36 @@ _local = threading.local()
 
 
 def _client(task: BlobTask) -> RegistryClient:
-    """One client per (thread, registry, repository): auth is answered once, then reused."""
+    """One client per (thread, registry, repository): auth is answered once, then reused. Every
+    repository of one registry shares the thread's session for it (kept-alive connections) and
+    one trust store."""
+    from layerleak.sources.catalog import RepoClient
+    from layerleak.sources.registry import new_session
+    from layerleak.sources.registry_auth import find_credentials
+    from layerleak.sources.registry_tls import TrustStore
+
     clients: dict[tuple[str, str], RegistryClient] = getattr(_local, "clients", None) or {}
-    _local.clients = clients
+    hosts: dict[tuple[str, bool, str | None, str | None], tuple[RegistrySession, TrustStore]] = (
+        getattr(_local, "hosts", None) or {}
+    )
+    _local.clients, _local.hosts = clients, hosts
     client = clients.get((task.host, task.repo))
     if client is None:
         creds = task.creds if task.creds is not None else find_credentials(task.host, None, None)
-        trust = TrustStore(task.insecure, task.ca_file, task.cert_dir, task.host)
-        client = RepoClient(task.host, task.repo, creds, trust, task.base)
+        where = (task.host, task.insecure, task.ca_file, task.cert_dir)
+        if where not in hosts:
+            hosts[where] = (new_session(), TrustStore(task.insecure, task.ca_file, task.cert_dir, task.host))
+        session, trust = hosts[where]
+        client = RepoClient(task.host, task.repo, creds, trust, task.base, session)
         clients[(task.host, task.repo)] = client
     return client
 
 
 def scan_blob(task: BlobTask, engine: Engine) -> LayerOutcome:
+    from layerleak.layers.walk import scan_layer
+    from layerleak.sources.registry import BlobBody
+    from layerleak.sources.stream import VerifyingReader
+
     label = f"{task.host}/{task.repo}@{task.digest}"
     try:
         resp = _client(task).get(f"blobs/{task.digest}", stream=True)
@@ -88,6 +104,8 @@ def scan_blob(task: BlobTask, engine: Engine) -> LayerOutcome:
 
 
 def _sealed(hit: FileHit) -> FileHit:
+    from layerleak.store.sealed import SealedMatch, seal
+
     if isinstance(hit.match, SealedMatch):
         return hit
     return dataclasses.replace(hit, match=seal(hit.match))

@@ -18,13 +18,11 @@ scans are written as they arrive and not kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from layerleak.detect.engine import Engine
-from layerleak.findings.build import assemble
-from layerleak.findings.policy import confidence_cut
-from layerleak.layers.walk import LayerScan
 from layerleak.models import Confidence, ImageResult, TargetResult
 from layerleak.scan.blobs import BlobTask, LayerOutcome, content_key
 from layerleak.scan.runners import Runner, RunnerError
@@ -32,6 +30,10 @@ from layerleak.sources.catalog import Found, Item, Problem, Unchanged
 from layerleak.sources.registry_auth import Credentials
 from layerleak.store.cache import scanner_version
 from layerleak.store.results.db import ImageRecord, ResultsDB
+
+if TYPE_CHECKING:  # the layer walk and findings assembly: imported only when there is an image to build
+    from layerleak.detect.engine import Engine
+    from layerleak.layers.walk import LayerScan
 
 SUMMARY_VERSION = 1
 
@@ -63,6 +65,8 @@ class FleetSummary:
     findings_by_status: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    startup_seconds: float = 0.0  # starting the workers (a Dask cluster), overlapping the walk
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # enumerate, workers, layers, images
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -80,6 +84,8 @@ class FleetSummary:
             "findings_by_status": dict(sorted(self.findings_by_status.items())),
             "errors": list(self.errors),
             "seconds": round(self.seconds, 3),
+            "startup_seconds": round(self.startup_seconds, 3),
+            "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
         }
 
 
@@ -106,9 +112,12 @@ def run_fleet(
     progress: FleetProgress | None = None,
     on_error: ErrorHook | None = None,
     base_url: Callable[[], str | None] | None = None,
+    recorded: Mapping[tuple[str, str], Mapping[str, int]] | None = None,
 ) -> FleetSummary:
     """Run one job; problems are lines in ``summary.errors`` (and ``on_error``), never raised,
-    except a database that cannot be written (a StoreError: nothing can be checkpointed)."""
+    except a database that cannot be written (a StoreError: nothing can be checkpointed).
+    ``recorded`` is :meth:`ResultsDB.complete_images` read once before the walk (its finding
+    counts are those of the :class:`Unchanged` images); without it each is asked for."""
     started = time.monotonic()
     show = progress or FleetProgress()
     summary = FleetSummary(registry)
@@ -124,12 +133,17 @@ def run_fleet(
     found: list[Found] = []
     for item in items:
         if isinstance(item, Found):
+            if not found and runner is not None:
+                runner.warm()  # something to scan: start the workers while the walk goes on
             found.append(item)
             summary.images += 1
         elif isinstance(item, Unchanged):
             summary.images += 1
             summary.images_unchanged += 1
-            for status, n in db.finding_counts(item.name, item.digest, engine.ruleset, scanner).items():
+            counted = recorded.get((item.name, item.digest)) if recorded is not None else None
+            if counted is None:
+                counted = db.finding_counts(item.name, item.digest, engine.ruleset, scanner)
+            for status, n in counted.items():
                 summary.findings += n
                 summary.findings_by_status[status] = summary.findings_by_status.get(status, 0) + n
         elif isinstance(item, Problem) and item.fatal:
@@ -163,6 +177,7 @@ def run_fleet(
     summary.layers_reused = len(known)
     todo = [t for k, t in tasks.items() if k not in known]
     failed: dict[str, str] = {}
+    summary.phase_seconds["enumerate"] = time.monotonic() - started
     show.phase("layers", len(todo))
     if todo and runner is None:
         for task in todo:
@@ -178,12 +193,19 @@ def run_fleet(
             error(exc.diagnostics())
             for task in todo:
                 failed.setdefault(task.key, exc.diagnostics())
+        summary.startup_seconds = runner.startup_seconds
 
     # 3. images: findings from each image's own stack
+    waited = runner.waited_seconds if runner is not None else 0.0
+    summary.phase_seconds["workers"] = waited  # waiting for workers to start, after the walk
+    summary.phase_seconds["layers"] = (
+        time.monotonic() - started - summary.phase_seconds["enumerate"] - waited
+    )
     show.phase("images", len(found))
     counts = _repo_counts(db, found, options)
+    recent = RecentScans()
     for image in found:
-        result = _image_result(db, engine, scanner, image, failed, options)
+        result = _image_result(db, engine, scanner, image, failed, options, recent)
         inherited = _inherited(image, options, counts)
         db.record_image(
             ImageRecord(
@@ -201,6 +223,7 @@ def run_fleet(
             summary.findings_by_status[status] = summary.findings_by_status.get(status, 0) + 1
         show.advance()
     summary.seconds = time.monotonic() - started
+    summary.phase_seconds["images"] = summary.seconds - sum(summary.phase_seconds.values())
     return summary
 
 
@@ -224,6 +247,27 @@ def _record(
         failed[task.key] = outcome.error or "layer could not be scanned"
 
 
+class RecentScans:
+    """The last few layer scans read back from the database, decoded: the images of a repository
+    (and of a registry) share their base layers, so each is read and decoded once for them all,
+    not once per image. Bounded: ``size`` scans (assembling only reads them)."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._scans: OrderedDict[tuple[str, str], LayerScan] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> LayerScan | None:
+        scan = self._scans.get(key)
+        if scan is not None:
+            self._scans.move_to_end(key)
+        return scan
+
+    def put(self, key: tuple[str, str], scan: LayerScan) -> None:
+        self._scans[key] = scan
+        while len(self._scans) > self.size:
+            self._scans.popitem(last=False)
+
+
 def _image_result(
     db: ResultsDB,
     engine: Engine,
@@ -231,7 +275,12 @@ def _image_result(
     image: Found,
     failed: dict[str, str],
     options: FleetOptions,
+    recent: RecentScans | None = None,
 ) -> ImageResult:
+    from layerleak.findings.build import assemble
+    from layerleak.findings.policy import confidence_cut
+    from layerleak.layers.walk import LayerScan
+
     scans: dict[str, LayerScan] = {}
     for layer in image.image.layers:
         if layer.blob_digest is None:
@@ -240,7 +289,11 @@ def _image_result(
         if key in failed:
             scans[layer.key] = LayerScan(key=layer.key, error=failed[key])
             continue
-        scan = db.layer_scan(key, engine.ruleset, scanner, layer.key)
+        scan = recent.get((key, layer.key)) if recent is not None else None
+        if scan is None:
+            scan = db.layer_scan(key, engine.ruleset, scanner, layer.key)
+            if scan is not None and recent is not None:
+                recent.put((key, layer.key), scan)
         if scan is not None:
             scans[layer.key] = scan
     result = assemble(image.image.name, image.image, scans, engine, show_secrets=False)

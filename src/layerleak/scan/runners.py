@@ -18,9 +18,8 @@ from __future__ import annotations
 import abc
 import importlib
 import multiprocessing
-import pickle
 import threading
-import zlib
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -42,6 +41,8 @@ class RunnerError(LayerleakError):
 
 class Runner(abc.ABC):
     window: int
+    startup_seconds: float = 0.0  # spent starting workers (a Dask cluster, its plugins)
+    waited_seconds: float = 0.0  # of which the job waited for, with nothing else to do
 
     @abc.abstractmethod
     def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
@@ -50,11 +51,62 @@ class Runner(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    def warm(self) -> None:  # noqa: B027 - optional hook
+        """Work is coming: start what takes time to start (a no-op unless a runner says)."""
+
     def __enter__(self) -> Runner:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LazyRunner(Runner):
+    """A runner made when it is first needed: a job with nothing to scan (a rerun of a finished
+    job) starts no worker processes, and neither starts nor reaches Dask. :meth:`warm` starts
+    making it in the background (the job calls it at the first image to scan, so a Dask cluster
+    starts while the registry is still being enumerated). A :class:`RunnerError` from ``make`` is
+    raised by :meth:`run`."""
+
+    def __init__(self, make: Callable[[], Runner]) -> None:
+        self._make = make
+        self._runner: Runner | None = None
+        self._error: RunnerError | None = None
+        self._thread: threading.Thread | None = None
+        self.window = 0
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        try:
+            self._runner = self._make()
+            self.window = self._runner.window
+        except RunnerError as exc:
+            self._error = exc
+        self.startup_seconds = time.monotonic() - started
+
+    def warm(self) -> None:
+        if self._thread is None and self._runner is None and self._error is None:
+            self._thread = threading.Thread(target=self._start, name="layerleak-runner", daemon=True)
+            self._thread.start()
+
+    def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
+        waiting = time.monotonic()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        elif self._runner is None and self._error is None:
+            self._start()
+        self.waited_seconds += time.monotonic() - waiting
+        if self._error is not None:
+            raise self._error
+        assert self._runner is not None
+        yield from self._runner.run(tasks)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._runner is not None:
+            self._runner.close()
 
 
 # --- processes on this machine ------------------------------------------------------------------
@@ -91,7 +143,8 @@ class PoolRunner(Runner):
             return
         if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
             ctx: multiprocessing.context.BaseContext = multiprocessing.get_context("fork")
-            args: tuple[Any, ...] = (None, self.engine.gate, self.engine, self.fn)
+            # built once here, before the fork: the workers share the automata and gates
+            args: tuple[Any, ...] = (None, self.engine.gate, self.engine.prepare(), self.fn)
         else:
             ctx = multiprocessing.get_context("spawn")
             args = (tuple(self.engine.rules), self.engine.gate, None, self.fn)
@@ -123,19 +176,13 @@ class PoolRunner(Runner):
 
 # --- Dask ---------------------------------------------------------------------------------------
 
-_dask_engines: dict[str, Engine] = {}
+def _dask_task(task: BlobTask, ruleset: str, fn: TaskFn) -> LayerOutcome:
+    """Runs on a Dask worker, with the engine its :class:`EnginePlugin` built at start-up."""
+    from layerleak.scan.dask_worker import engine_for
 
-
-def _unpack_rules(packed: bytes) -> tuple[Rule, ...]:
-    rules: tuple[Rule, ...] = pickle.loads(zlib.decompress(packed))
-    return rules
-
-
-def _dask_task(task: BlobTask, rules: Sequence[Rule], ruleset: str, gate: str, fn: TaskFn) -> LayerOutcome:
-    """Runs on a Dask worker: one engine per worker process and ruleset, built on first use."""
-    engine = _dask_engines.get(ruleset)
+    engine = engine_for(ruleset)
     if engine is None:
-        engine = _dask_engines[ruleset] = Engine(rules, gate=gate)
+        return LayerOutcome(task.key, None, f"{task.digest}: the Dask worker has no layerleak engine")
     return fn(task, engine)
 
 
@@ -191,10 +238,16 @@ class DaskRunner(Runner):
             raise RunnerError(f"cannot reach the Dask scheduler at {address}: {_first_line(exc)}") from None
         threads = sum(self.client.nthreads().values()) or 1
         self.window = window or max(8, 4 * threads)
-        # The rules travel once, as a task of their own that the scheduler can run again on a
-        # new worker should the one holding them die (scattered data would be lost with it).
-        packed = zlib.compress(pickle.dumps(tuple(engine.rules)))
-        self._rules = self.client.submit(_unpack_rules, packed, key=f"layerleak-rules-{engine.ruleset}")
+        # The rules travel once per worker, in a plugin that builds the engine as the worker
+        # starts (and on any worker that joins later): never once per task.
+        from layerleak.scan.dask_worker import EnginePlugin, pack_rules
+
+        plugin = EnginePlugin(pack_rules(engine.rules), engine.ruleset, engine.gate)
+        try:
+            self.client.register_plugin(plugin, name=plugin.name)
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot build the engine
+            self.close()
+            raise RunnerError(f"the Dask workers cannot load the rules: {_first_line(exc)}") from None
 
     def run(self, tasks: Iterable[BlobTask]) -> Iterator[Done]:
         distributed: Any = importlib.import_module("distributed")
@@ -207,9 +260,7 @@ class DaskRunner(Runner):
             fut = self.client.submit(
                 _dask_task,
                 task,
-                self._rules,
                 self.engine.ruleset,
-                self.engine.gate,
                 self.fn,
                 key=f"layer-{task.key}-{len(futures)}",
                 pure=False,

@@ -18,8 +18,8 @@ import fnmatch
 import hashlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -36,44 +36,19 @@ from layerleak.sources.registry import (
     _registry_error,
     blob_reader,
     json_object,
+    new_session,
+    retry_adapter,
 )
-from layerleak.sources.registry_auth import Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_http import BudgetExceeded, RegistrySession, RequestBudget
 from layerleak.sources.registry_tls import TrustStore
 
+__all__ = ["BudgetExceeded", "Catalog", "CatalogOptions", "Found", "Item", "Problem", "RequestBudget",
+           "TagPolicy", "Unchanged"]  # fmt: skip
+
 PAGE = 100  # entries asked for per page of _catalog and tags/list
+READERS = 8  # repositories read at once (tag lists and manifests are small, latency-bound GETs)
 MAX_PAGES = 100_000  # a registry that pages forever is cut here
-
-
-class BudgetExceeded(RegistryError):
-    """The job's request budget is spent."""
-
-
-class RequestBudget:
-    """At most ``limit`` requests (None: no limit), shared by every client of one job."""
-
-    def __init__(self, limit: int | None) -> None:
-        self.limit = limit
-        self.used = 0
-        self._lock = threading.Lock()
-
-    def spend(self, url: str) -> None:
-        with self._lock:
-            if self.limit is not None and self.used >= self.limit:
-                raise BudgetExceeded(
-                    f"request budget of {self.limit} spent (--max-requests): "
-                    f"stopped before {urlsplit(url).path}"
-                )
-            self.used += 1
-
-
-class _BudgetSession(requests.Session):
-    def __init__(self, budget: RequestBudget) -> None:
-        super().__init__()
-        self.budget = budget
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        self.budget.spend(request.url or "")
-        return super().send(request, **kwargs)
 
 
 class RepoClient(RegistryClient):
@@ -82,10 +57,16 @@ class RepoClient(RegistryClient):
     repositories cost one probe, not one each."""
 
     def __init__(
-        self, host: str, repo: str, creds: Credentials | None, trust: TrustStore, base: str | None = None
+        self,
+        host: str,
+        repo: str,
+        creds: Credentials | None,
+        trust: TrustStore,
+        base: str | None = None,
+        session: RegistrySession | None = None,
     ) -> None:
         label = f"{host}/{repo}" if repo else host
-        super().__init__(Reference(host, repo, None, None), creds, trust, label)
+        super().__init__(Reference(host, repo, None, None), creds, trust, label, session)
         if base is not None:
             self.use_base(base)
 
@@ -94,7 +75,10 @@ class RepoClient(RegistryClient):
 
 
 class CatalogClient(RepoClient):
-    """A :class:`RepoClient` whose requests count against a budget, with registry-wide GETs."""
+    """A :class:`RepoClient` on the walk's shared session (whose requests count against the
+    job's budget), with registry-wide GETs. ``basic`` is shared by the walk's clients: a Basic
+    Authorization one client answered a challenge with is sent by the next ones at once (Basic
+    credentials are registry-wide; a bearer token is scoped to one repository and is not)."""
 
     def __init__(
         self,
@@ -102,16 +86,19 @@ class CatalogClient(RepoClient):
         repo: str,
         creds: Credentials | None,
         trust: TrustStore,
-        budget: RequestBudget,
         base: str | None = None,
+        session: RegistrySession | None = None,
+        basic: list[str] | None = None,
     ) -> None:
-        super().__init__(host, repo, creds, trust, base)
-        session = _BudgetSession(budget)
-        session.headers = self.session.headers
-        session.adapters = self.session.adapters
-        session.verify = self.session.verify
-        session.cert = self.session.cert
-        self.session = session
+        super().__init__(host, repo, creds, trust, base, session)
+        self._basic = basic if basic is not None else []
+        if self._basic:
+            self._authorization = self._basic[0]
+
+    def _authenticate(self, challenge: Challenge | None) -> None:
+        super()._authenticate(challenge)
+        if challenge is not None and challenge.scheme == "basic" and self._authorization and not self._basic:
+            self._basic.append(self._authorization)
 
     def get_v2(self, path: str) -> requests.Response:
         """GET ``/v2/<path>`` (``_catalog?n=..``, or a ``Link`` target's path and query)."""
@@ -245,53 +232,112 @@ def parse_host(text: str) -> str:
 
 
 class Catalog:
-    """One registry, walked with one set of credentials and one request budget."""
+    """One registry, walked with one set of credentials, one request budget and one connection
+    pool (kept-alive connections shared by every repository), ``readers`` repositories at a time."""
 
     def __init__(
-        self, host: str, options: CatalogOptions, username: str | None = None, password: str | None = None
+        self,
+        host: str,
+        options: CatalogOptions,
+        username: str | None = None,
+        password: str | None = None,
+        readers: int = READERS,
     ) -> None:
         self.host = parse_host(host)
         self.options = options
+        # a request budget is spent in catalog order, one repository at a time: the images found
+        # before it runs out are the first ones, and a rerun with a larger budget goes further
+        self.readers = 1 if options.max_requests is not None else max(1, readers)
         self.budget = RequestBudget(options.max_requests)
         self.creds = find_credentials(self.host, username, password)
         self.trust = TrustStore(options.insecure, options.ca_file, options.cert_dir, self.host)
+        # One connection pool for the walk; one session on it per reader thread (a requests
+        # Session's own state is not meant to be shared between threads).
+        self._adapter = retry_adapter()
+        self._local = threading.local()
+        self._sessions: list[RegistrySession] = []
+        self._lock = threading.Lock()
+        self._basic: list[str] = []  # the Basic Authorization, once a client was challenged for it
         self.repositories = 0
         self.base_url: str | None = None  # https://host or http://host, once a client found it
 
     def client(self, repo: str) -> CatalogClient:
-        client = CatalogClient(self.host, repo, self.creds, self.trust, self.budget, self.base_url)
+        client = CatalogClient(
+            self.host, repo, self.creds, self.trust, self.base_url, self.session(), self._basic
+        )
         if self.base_url is None:
             self.base_url = client.base()
         return client
 
+    def session(self) -> RegistrySession:
+        """This thread's session, on the walk's shared connection pool and request budget."""
+        session: RegistrySession | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = new_session(self.budget, self._adapter)
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        for session in self._sessions:
+            session.close()
+        self._adapter.close()
+        self.trust.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def repos(self) -> Iterator[str]:
         client = self.client("")
-        try:
-            for repo in _pages(client, f"_catalog?n={self.options.page}", "repositories"):
-                if not self.options.repos or any(fnmatch.fnmatchcase(repo, g) for g in self.options.repos):
-                    yield repo
-        finally:
-            client.close()
+        for repo in _pages(client, f"_catalog?n={self.options.page}", "repositories"):
+            if not self.options.repos or any(fnmatch.fnmatchcase(repo, g) for g in self.options.repos):
+                yield repo
 
     def walk(self, skip: SkipCheck | None = None) -> Iterator[Item]:
-        """Every selected image of every selected repository; problems as items, never raised."""
+        """Every selected image of every selected repository, in catalog order; problems as
+        items, never raised. Up to ``readers`` repositories are read at once (tag list and
+        manifests; a window of ``2 * readers`` repositories read ahead), all on one session."""
         try:
             repos = list(self.repos())
         except LayerleakError as exc:
             yield Problem(f"{self.host}: {exc.diagnostics().removeprefix(self.host + ': ')}")
             return
-        for repo in repos:
-            self.repositories += 1
-            client = self.client(repo)
-            try:
-                yield from self._repo(client, repo, skip)
-            except BudgetExceeded as exc:
-                yield Problem(exc.diagnostics())
-                return
-            except LayerleakError as exc:
-                yield Problem(exc.diagnostics())
-            finally:
-                client.close()
+        source = iter(repos)
+        with ThreadPoolExecutor(self.readers, thread_name_prefix="layerleak-catalog") as pool:
+            window: list[Future[tuple[list[Item], bool]]] = []
+
+            def top_up() -> None:
+                while len(window) < 2 * self.readers:
+                    repo = next(source, None)
+                    if repo is None:
+                        return
+                    window.append(pool.submit(self._read_repo, repo, skip))
+
+            top_up()
+            while window:
+                items, spent = window.pop(0).result()
+                self.repositories += 1
+                yield from items
+                if spent:  # the budget is spent: what is in flight stops at its next request
+                    for fut in window:
+                        fut.cancel()
+                    return
+                top_up()
+
+    def _read_repo(self, repo: str, skip: SkipCheck | None) -> tuple[list[Item], bool]:
+        """One repository's items, and whether the request budget ran out while reading it."""
+        items: list[Item] = []
+        try:
+            for item in self._repo(self.client(repo), repo, skip):
+                items.append(item)
+        except BudgetExceeded as exc:
+            return [*items, Problem(exc.diagnostics())], True
+        except LayerleakError as exc:
+            items.append(Problem(exc.diagnostics()))
+        return items, False
 
     def _repo(self, client: CatalogClient, repo: str, skip: SkipCheck | None) -> Iterator[Item]:
         tags = self.options.tags.pick(list(_pages(client, f"{repo}/tags/list?n={self.options.page}", "tags")))

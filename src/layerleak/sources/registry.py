@@ -4,7 +4,9 @@ A thin client on ``requests``: manifests (Docker v2 and OCI, manifest lists and 
 every platform unless one is asked for), configs, and layer blobs streamed into the layer walk
 through a :class:`~layerleak.sources.stream.VerifyingReader`, so a blob that is not what its
 digest says becomes that layer's error. Redirects to blob storage are followed (``requests``
-drops the Authorization header when the host changes). TLS is verified against what
+drops the Authorization header when the host changes). Requests travel on a
+:class:`~layerleak.sources.registry_http.RegistrySession`: never ``~/.netrc``, always the proxy
+variables; clients of one registry may share one (its kept-alive connections). TLS is verified against what
 registry_tls.py decides, passed as ``verify=`` on every request so the environment cannot
 override it; plain HTTP is used only for a loopback registry or with ``--insecure``. 429 and 5xx
 answers and dropped connections are retried with backoff; TLS failures are not (they do not heal).
@@ -28,7 +30,6 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from layerleak import __version__
 from layerleak.errors import ImageFormatError, LayerleakError, RegistryError, TargetError, UsageError
 from layerleak.sources import platforms
 from layerleak.sources.annotations import descriptor_texts, finish_index, with_texts
@@ -47,6 +48,7 @@ from layerleak.sources.layout import (
     platform_of,
 )
 from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_http import POOL, RegistrySession, RequestBudget
 from layerleak.sources.registry_tls import Trust, TrustStore
 from layerleak.sources.stream import MAX_METADATA, BlobError, FailingReader, VerifyingReader
 
@@ -127,39 +129,53 @@ def _registry_error(resp: requests.Response) -> str:
     return f"HTTP {resp.status_code}" + (f" ({words})" if words else "")
 
 
+def new_session(budget: RequestBudget | None = None, adapter: HTTPAdapter | None = None) -> RegistrySession:
+    """A session with our retry policy (429 and 5xx with ``Retry-After``, dropped connections).
+    Sessions given the same ``adapter`` (:func:`retry_adapter`) share its connection pool."""
+    return RegistrySession(adapter or retry_adapter(), budget)
+
+
+def retry_adapter() -> HTTPAdapter:
+    retry = Retry(
+        total=RETRIES,
+        connect=2,
+        read=2,
+        status=RETRIES,
+        backoff_factor=0.5,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "POST"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        other=0,  # TLS failures and the like: retrying cannot help, and each retry backs off
+    )
+    return HTTPAdapter(max_retries=retry, pool_maxsize=POOL)
+
+
 class RegistryClient:
     """GETs from one repository of one registry, answering auth challenges as they come."""
 
     def __init__(
-        self, ref: Reference, creds: Credentials | None, trust: TrustStore, label: str
+        self,
+        ref: Reference,
+        creds: Credentials | None,
+        trust: TrustStore,
+        label: str,
+        session: RegistrySession | None = None,
     ) -> None:
+        """``session`` shares one session (its connection pool) and ``trust`` between clients of
+        one registry, e.g. every repository of a walk; the client then closes neither."""
         self.ref = ref
         self.creds = creds
         self.trust = trust
         self.insecure = trust.insecure
         self.label = label
         self.plain_allowed = self.insecure or is_loopback(ref.host)
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"layerleak/{__version__}"
-        retry = Retry(
-            total=RETRIES,
-            connect=2,
-            read=2,
-            status=RETRIES,
-            backoff_factor=0.5,
-            status_forcelist=(429, 500, 502, 503, 504),
-            allowed_methods=frozenset({"GET", "HEAD", "POST"}),
-            respect_retry_after_header=True,
-            raise_on_status=False,
-            other=0,  # TLS failures and the like: retrying cannot help, and each retry backs off
-        )
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self._owner = session is None
+        self.session = session if session is not None else new_session()
         # The probe: one attempt says which scheme is spoken. It shares the connection pool, so
         # the connection it opens is the one the manifests and blobs then travel on (keep-alive).
         self._probe_adapter = HTTPAdapter(max_retries=0)
-        self._probe_adapter.poolmanager = adapter.poolmanager
+        self._probe_adapter.poolmanager = cast(HTTPAdapter, self.session.get_adapter("https://")).poolmanager
         if self.insecure:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self._base: str | None = None
@@ -367,9 +383,9 @@ class RegistryClient:
         return body
 
     def close(self) -> None:
-        self.session.close()
-        self._probe_adapter.close()
-        self.trust.close()
+        if self._owner:
+            self.session.close()
+            self.trust.close()
 
 
 def _read_limited(resp: requests.Response, limit: int, what: str) -> bytes:

@@ -26,19 +26,15 @@ from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from layerleak.detect.validity import normal_key_id, spki_hex
 from layerleak.errors import StoreError
-from layerleak.layers.walk import LayerScan
+from layerleak.layers.scanned import LayerScan
 from layerleak.models import ImageResult
 from layerleak.report.json_report import finding_dict
 from layerleak.store.codec import HitRow, NotCacheable, decode_body, encode_body, file_hit, hit_row
@@ -78,13 +74,25 @@ def database_url(spec: str | None) -> URL:
     return URL.create("sqlite", database=str(Path(spec).expanduser().resolve()))
 
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration's revision: a database already there is opened without importing Alembic
+# (a rerun of a finished job is mostly start-up). tests/store checks it is Alembic's head.
+HEAD = "0002"
+
+
 def _migrations() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("layerleak.store.results") / "migrations"))
     return cfg
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_migrations()).get_current_head()
     assert head is not None
     return head
@@ -140,11 +148,23 @@ class ResultsDB:
             cur.execute("PRAGMA journal_mode=WAL")  # readers do not wait for a running job
         cur.close()
 
+    def _current_revision(self) -> str | None:
+        """The revision Alembic recorded (``alembic_version``), None in a database without one."""
+        with self.engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+        return None if row is None else str(row[0])
+
     def _check_schema(self) -> None:
+        current = self._current_revision()
+        if current == HEAD:
+            return
+        from alembic import command
+        from alembic.script import ScriptDirectory
+
         head = head_revision()
         known = {s.revision for s in ScriptDirectory.from_config(_migrations()).walk_revisions()}
-        with self.engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
         if current is not None and current not in known:
             raise DatabaseError(
                 f"the results database at {self.label} has schema revision {current}, newer than this "
@@ -307,6 +327,37 @@ class ResultsDB:
                 )
             ).first()
         return row is not None
+
+    def complete_images(
+        self, registry: str, ruleset: str, scanner: str
+    ) -> dict[tuple[str, str], dict[str, int]]:
+        """Every image of ``registry`` recorded complete with these rules, as (name, manifest
+        digest), with its finding counts by status (as :meth:`finding_counts`): one query, so
+        a rerun of a finished job asks the database once, not twice per image."""
+        has_status = t.findings.c.status.is_not(None)
+        body = sa.case((has_status, sa.null()), else_=t.findings.c.body).label("source_body")
+        query = (
+            sa.select(
+                t.images.c.name, t.images.c.digest, t.findings.c.status, body, sa.func.count(t.findings.c.id)
+            )
+            .select_from(t.images.outerjoin(t.findings, t.findings.c.image_id == t.images.c.id))
+            .where(
+                t.images.c.registry == registry,
+                t.images.c.digest.is_not(None),
+                t.images.c.ruleset == ruleset,
+                t.images.c.scanner == scanner,
+                t.images.c.complete.is_(True),
+            )
+            .group_by(t.images.c.name, t.images.c.digest, t.findings.c.status, body)
+        )
+        out: dict[tuple[str, str], dict[str, int]] = {}
+        with self._errors("read"), self.engine.connect() as conn:
+            for name, digest, status, text, n in conn.execute(query):
+                counts = out.setdefault((name, digest), {})
+                if n:
+                    key = status or json.loads(text).get("source") or "config"
+                    counts[key] = counts.get(key, 0) + int(n)
+        return out
 
     def finding_counts(self, name: str, digest: str, ruleset: str, scanner: str) -> dict[str, int]:
         """A recorded image's findings by status (``config``/``history`` for the others)."""
