@@ -92,3 +92,59 @@ def test_a_flood_of_keyword_hits_makes_bounded_windows(engine: Engine) -> None:
     found = engine.scan(data)
     expected = [p for i, p in enumerate(parts) if i % 7 == 0]
     assert [m.secret for m in found] == expected
+
+
+SHARED_SHAPE = '''
+[[rule]]
+id = "acme-key"
+title = "Acme key"
+severity = "critical"
+keywords = ["ak_live_"]
+regex = \'\'\'\\b(?P<secret>ak_live_[A-Za-z0-9]{20,60})\\b\'\'\'
+[[rule]]
+id = "other-key"
+title = "Other key with Acme's prefix"
+severity = "high"
+keywords = ["other"]
+regex = \'\'\'OTHER_KEY=(?P<secret>ak_live_[A-Za-z0-9]{20,60})\\b\'\'\'
+supersedes = ["acme-key"]
+'''
+
+
+def test_a_rule_supersedes_another_on_the_same_bytes_only() -> None:
+    """Two providers' keys with one shape: the rule that also reads the context wins where it
+    matches, and the other rule still reports the key everywhere else."""
+    import random
+
+    from layerleak.detect.examples import expand
+
+    eng = Engine(parse_rules_text(SHARED_SHAPE, "test"))
+    rng = random.Random(7)
+    key, another = expand("ak_live_{{alnum:40}}", rng), expand("ak_live_{{alnum:40}}", rng)
+    assert [m.rule_id for m in eng.scan(f"OTHER_KEY={key}\n".encode())] == ["other-key"]
+    assert [m.rule_id for m in eng.scan(f"ACME_KEY={key}\n".encode())] == ["acme-key"]
+    both = eng.scan(f"OTHER_KEY={key}\nACME_KEY={another}\n".encode())
+    assert [(m.rule_id, m.secret) for m in both] == [("other-key", key), ("acme-key", another)]
+
+
+def test_clerk_and_workos_keys_are_not_stripe_keys() -> None:
+    """Clerk's, WorkOS's and Stripe's secret keys share "sk_live_": each is one finding of its
+    own provider's rule, and a Clerk publishable key is no finding."""
+    import random
+
+    from layerleak.detect.examples import expand
+    from layerleak.detect.rules import load_rules
+
+    eng = Engine(load_rules())
+    rng = random.Random(11)
+    body = expand("{{alnum:42}}", rng)
+    cases = {
+        f"CLERK_SECRET_KEY=sk_live_{body}": "clerk-secret-key",
+        f"CLERK_SECRET_KEY=sk_test_{body}": "clerk-test-secret-key",
+        f"STRIPE_SECRET_KEY=sk_live_{body}": "stripe-secret-key",
+        "WORKOS_API_KEY=sk_live_a2V5XzAx" + expand("{{b64url:67}}", rng): "workos-api-key",
+        "WORKOS_API_KEY=sk_test_a2V5XzAx" + expand("{{alnum:67}}", rng): "workos-test-api-key",
+    }
+    for line, rule_id in cases.items():
+        assert [m.rule_id for m in eng.scan(line.encode())] == [rule_id], line
+    assert eng.scan(b"NEXT_PUBLIC_CLERK_PUBLISHABLE_KEY=pk_live_Y2xlcmsuZXhhbXBsZS5jb20k\n") == []

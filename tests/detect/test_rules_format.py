@@ -115,3 +115,34 @@ def test_the_rules_cache_is_only_written_where_asked(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     load_rules(())
     assert list(tmp_path.rglob("rules-*.json")) == []
+
+
+def test_supersedes_must_name_a_loaded_rule(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").write_text(GOOD + 'supersedes = ["no-such-rule"]\n')
+    with pytest.raises(RuleError, match="supersedes unknown rule"):
+        load_rules([tmp_path], builtin=False)
+    (tmp_path / "a.toml").write_text(GOOD + 'supersedes = ["x-token"]\n')
+    with pytest.raises(RuleError, match="supersedes unknown rule"):
+        load_rules([tmp_path], builtin=False)
+
+
+def test_references_are_https_urls() -> None:
+    with pytest.raises(RuleError, match="https://"):
+        parse_rules_text(GOOD + 'references = ["docs.example/tokens"]\n', "mine.toml")
+    (rule,) = parse_rules_text(GOOD + 'references = ["https://docs.example/tokens"]\n', "mine.toml")
+    assert rule.references == ("https://docs.example/tokens",)
+
+
+def test_supersedes_changes_the_ruleset_hash_only_where_declared() -> None:
+    plain = parse_rules_text(GOOD, "a")
+    other = GOOD.replace('"x-token"', '"y-token"')
+    declared = parse_rules_text(GOOD + other + 'supersedes = ["x-token"]\n', "b")
+    undeclared = parse_rules_text(GOOD + other, "c")
+    assert ruleset_hash(declared) != ruleset_hash(undeclared)
+    assert ruleset_hash(plain) == ruleset_hash(parse_rules_text(GOOD, "d"))
+
+
+def test_every_builtin_reference_is_https() -> None:
+    refs = [(r.id, u) for r in load_rules(()) for u in r.references]
+    assert refs, "built-in rules record where their format is documented"
+    assert [x for x in refs if not x[1].startswith("https://")] == []

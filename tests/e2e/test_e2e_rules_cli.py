@@ -46,8 +46,11 @@ def test_rules_json_lists_every_rule_with_its_metadata(layerleak: Layerleak, tmp
     acme = by_id["acme-token"]
     assert acme["references"][0] == "https://docs.acme.example/tokens"
     assert acme["keywords"] == ["acme_"] and acme["examples"]["positive"] == ["key = acme_{{lowerdigit:24}}"]
-    # Without a description, the title stands in.
-    assert by_id["github-pat-classic"]["description"] == by_id["github-pat-classic"]["title"]
+    # A built-in rule's description and sources are listed; without a description, the title stands in.
+    assert by_id["github-pat-classic"]["description"].startswith("Acts as the GitHub user")
+    assert by_id["clerk-secret-key"]["supersedes"] == ["stripe-secret-key"]
+    assert by_id["paddle-api-key"]["references"][0].startswith("https://developer.paddle.com/")
+    assert by_id["todoist-api-token"]["description"] == by_id["todoist-api-token"]["title"]
 
 
 def test_rules_show_one_rule_in_full(layerleak: Layerleak, tmp_path: Path) -> None:

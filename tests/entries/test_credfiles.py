@@ -4,6 +4,7 @@ scanned through the CLI; and each credential-file rule's examples through its pa
 from __future__ import annotations
 
 import base64
+import io
 import random
 import secrets
 import string
@@ -310,3 +311,22 @@ def test_an_auth_json_that_is_not_composers_is_left_to_the_regexes() -> None:
 def test_gradle_keys_that_name_no_secret_are_not_read() -> None:
     text = "org.gradle.caching=true\nsigning.secretKeyRingFile=/root/.gnupg/secring.gpg\nossrhUsername=ci\n"
     assert _parsed("/root/.gradle/gradle.properties", text) == []
+
+
+def test_a_credential_file_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scan_entry decides a file's credential format once and hands it on (it was three times)."""
+    from layerleak.entries import content, credfiles
+
+    calls: list[str] = []
+    real = credfiles.kind_for
+
+    def counted(path: str) -> credfiles.Kind | None:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(credfiles, "kind_for", counted)
+    data = b"machine example.invalid login deploy password " + b"Zq7" * 6 + b"\n"
+    reason, hits = content.scan_entry("/root/.netrc", data, io.BytesIO(b""), ENGINE)
+    list(hits)  # the merge runs as the hits are read
+    assert reason is None
+    assert calls == ["/root/.netrc"]

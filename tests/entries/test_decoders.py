@@ -477,3 +477,86 @@ def test_depth_is_bounded(engine: Engine) -> None:
     assert _markers(hits, "github-pat-classic", token) == []
     hits, _ = _leaf(engine, b"v: " + _b64(b"v: " + _b64(f"t={token}".encode())) + b"\n")
     assert _markers(hits, "github-pat-classic", token) == ["[base64]!/[base64]"]
+
+
+def _grouped_passes() -> tuple[object, ...]:
+    """The decoder passes as they were before quoted decoders lost their group: every pattern
+    compiled as written, the run read from its group."""
+    import dataclasses
+
+    from layerleak.entries.decoders import DECODERS, _passes
+
+    return _passes([dataclasses.replace(d, quoted=False) for d in DECODERS])
+
+
+def _js_samples() -> list[bytes]:
+    rng = random.Random(15)
+    pieces = [b'"', b'\\"', b"\\n", b"\\u0041", b"\\u00e9x", b"\\t", b"\\/", b"\\\\", b"a", b"Z9", b"\n",
+              b"\r", b" ", b"%41", b"token=", b"x" * 40, b"\\nA", b"\\", b"'", b"\x00", b"\xe9"]
+    samples = [
+        b'var s = "line one\\nline two with enough text", t = "\\u0041\\u0042CDEFGHIJKLMNOPQRS";',
+        b'{"a": "x\\"y\\nzzzzzzzzzzzzzzzzzzzz", "b": "\\\\nnot an escape but long enough text"}',
+        b'"' + b"\\n" + b"q" * 5000 + b'"' + b' "\\nshort"',  # too long, then too short
+        b'"\\nAAAAAAAAAAAAAAAAAAAAAAAAAAA\r"unterminated \\n line "ok\\tvalue value value"',
+    ]
+    for _ in range(300):
+        samples.append(b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 120))))
+    return samples
+
+
+def test_a_quoted_decoder_without_its_group_finds_exactly_the_same_runs() -> None:
+    """The JSON-string pass runs its regex without a capture group (ten times faster in RE2);
+    the runs, their offsets and their decoded values are those of the grouped regex."""
+    from layerleak.entries.decoders import _runs
+
+    grouped = _grouped_passes()
+    found = 0
+    for text in _js_samples():
+        expected = [(s, e, d, dec.marker) for s, e, d, dec in _runs(text, grouped)]  # type: ignore[arg-type]
+        assert [(s, e, d, dec.marker) for s, e, d, dec in _runs(text)] == expected, text
+        found += sum(1 for *_, marker in expected if marker == "[json-escape]")
+    assert found > 20  # the samples do exercise the JSON-string decoder
+
+
+def test_a_pattern_that_is_not_quoted_is_refused() -> None:
+    from layerleak.entries.decoders import _ungrouped
+
+    with pytest.raises(ValueError):
+        _ungrouped(rb"(?:^|\s)(abc)")
+    assert _ungrouped(rb'"(a+)"') == rb'"(?:a+)"'
+
+
+def _blanked_every_way(text: bytes) -> bytes:
+    """_without_long_runs without its sampling shortcut: every byte examined."""
+    import numpy as np
+
+    from layerleak.entries.decoders import _RUN_BYTES, MAX_B64
+
+    mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
+    bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
+    out = bytearray(text)
+    for i in np.flatnonzero(np.diff(bounds) - 1 > MAX_B64):
+        start, end = int(bounds[i]) + 1, int(bounds[i + 1])
+        out[start:end] = bytes(end - start)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_long_runs_are_blanked_exactly_with_the_sampling_shortcut(seed: int) -> None:
+    """A stretch of run bytes just over MAX_B64, at any offset from the sample points, is still
+    blanked; one of exactly MAX_B64 is not; text without one is returned as it is."""
+    from layerleak.entries.decoders import MAX_B64, _without_long_runs
+
+    rng = random.Random(seed)
+    parts = []
+    for _ in range(rng.randint(1, 6)):
+        parts.append(bytes(rng.choice(b" \n.:,=\"") for _ in range(rng.randint(0, 3))))
+        sizes = [MAX_B64 - 1, MAX_B64, MAX_B64 + 1, MAX_B64 + 2, 2 * MAX_B64, rng.randint(1, 9000)]
+        length = rng.choice(sizes)
+        parts.append(bytes(rng.choice(b"AQZaz09+/_-") for _ in range(length)))
+    text = bytes(rng.randint(0, 255) for _ in range(rng.randint(0, MAX_B64))) + b"".join(parts)
+    expected = _blanked_every_way(text)
+    assert _without_long_runs(text) == expected
+    if seed == 0:
+        assert _without_long_runs(b"\n" + b"A" * (MAX_B64 + 1)) == b"\n" + bytes(MAX_B64 + 1)
+        assert _without_long_runs(b"\n" + b"A" * MAX_B64 + b"\n" * 9) == b"\n" + b"A" * MAX_B64 + b"\n" * 9

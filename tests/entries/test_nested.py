@@ -174,3 +174,32 @@ def test_a_broken_layer_is_still_the_layers_error(engine: Engine) -> None:
     scan = scan_layer("k", io.BytesIO(layer[: 512 + len(member) // 2]), engine)
     assert scan.error is not None and "truncated" in scan.error
     assert scan.notes == []
+
+
+@pytest.mark.parametrize(("size", "in_memory"), [(1024, True), (1025, False), (3000, False)])
+def test_a_zip_is_held_in_memory_up_to_zip_memory_then_on_disk(
+    engine: Engine, size: int, in_memory: bool
+) -> None:
+    """The spool zipfile reads is a BytesIO up to ``zip_memory`` bytes, an unnamed temporary
+    file past it (never more than ``zip_memory`` in memory), with the zip's bytes unchanged."""
+    from layerleak.entries.nested import _FileScan
+
+    data = os.urandom(size)
+    budget = Budget(limits=Limits(zip_memory=1024, zip_spool=4096))
+    spool = _FileScan(engine, "/x.zip", budget)._spool("x", data[:100], io.BytesIO(data[100:]))
+    assert spool is not None
+    with spool:
+        assert isinstance(spool, io.BytesIO) is in_memory
+        assert spool.read() == data
+
+
+def test_prefixed_hands_out_its_first_chunk_whole_without_a_copy() -> None:
+    from layerleak.entries.streams import Prefixed
+
+    first = os.urandom(64)
+    whole = Prefixed(first, io.BytesIO(b"rest"))
+    assert whole.read(1 << 20) is first  # the small file's bytes, not a copy of them
+    assert whole.read(3) == b"res" and whole.read(9) == b"t" and whole.read(1) == b""
+    split = Prefixed(first, io.BytesIO(b"rest"))
+    assert split.read(10) == first[:10] and split.read(100) == first[10:] and split.read() == b"rest"
+    assert Prefixed(first, io.BytesIO(b"rest")).read() is first

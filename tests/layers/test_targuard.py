@@ -77,3 +77,71 @@ def test_a_sparse_member_reads_its_data_not_its_holes() -> None:
     for member in targuard.members(tar):
         assert member.size == 1 << 40
         assert targuard.SparseData(tar.extractfile(member), member).read() == b"hello"
+
+
+_HEADER_ATTRS = ("name", "mode", "uid", "gid", "size", "mtime", "chksum", "type", "linkname", "uname",
+                 "gname", "devmajor", "devminor")
+
+
+def _headers() -> list[bytes]:
+    """Header blocks tarfile writes in every format, with the fields' corners."""
+    out: list[bytes] = []
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        for name, kind, extra in [
+            ("etc/app.conf", tarfile.REGTYPE, {}),
+            ("a/" * 60 + "file.txt", tarfile.REGTYPE, {}),  # over 100 bytes: ustar prefix
+            ("srv/dir/", tarfile.DIRTYPE, {}),
+            ("dev/null", tarfile.CHRTYPE, {"devmajor": 1, "devminor": 3}),
+            ("bin/sh", tarfile.SYMTYPE, {"linkname": "dash"}),
+            ("x/caf\xe9.txt", tarfile.REGTYPE, {"uname": "r\xf6ot"}),  # high bytes: signed sums differ
+            ("big", tarfile.REGTYPE, {"uid": 8**7 + 5, "size": 0o7777777}),  # base-256 uid in GNU
+        ]:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.mtime = 1_700_000_000
+            for key, value in extra.items():
+                setattr(info, key, value)
+            try:
+                out.append(info.tobuf(fmt, "utf-8", "surrogateescape")[-512:])
+            except ValueError:
+                continue  # a field this format cannot hold
+    return out
+
+
+def _read(read: object, buf: bytes) -> object:
+    try:
+        return read(buf, "utf-8", "surrogateescape")  # type: ignore[operator]
+    except tarfile.HeaderError as exc:
+        return type(exc)
+
+
+def test_ordinary_headers_are_read_as_tarfile_reads_them() -> None:
+    """The fast header reader gives tarfile's TarInfo field for field, or leaves the block to
+    tarfile: on headers of every format and on thousands of damaged variants of them."""
+    import random
+
+    from layerleak.layers.targuard import _usual_header
+
+    rng = random.Random(15)
+    fast = 0
+    blocks = _headers()
+    variants = list(blocks)
+    for _ in range(6000):
+        block = bytearray(rng.choice(blocks))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.choice([rng.randrange(512), rng.randrange(100, 160), rng.randrange(329, 345)])
+            block[at] = rng.choice(b"\x00 0127x\x80\xff/") if rng.random() < 0.8 else rng.randrange(256)
+        if rng.random() < 0.7:  # keep the checksum right, so the mutation reaches the fields
+            block[148:156] = b" " * 8
+            block[148:156] = b"%06o\x00 " % (sum(block) & 0o777777)
+        variants.append(bytes(block))
+    variants += [b"", bytes(512), b"\x00" * 511]
+    for buf in variants:
+        expected = _read(tarfile.TarInfo.frombuf, buf)
+        got = _usual_header(tarfile.TarInfo, buf, "utf-8", "surrogateescape")
+        if got is None:
+            continue
+        fast += 1
+        assert isinstance(expected, tarfile.TarInfo), buf
+        assert [getattr(got, a) for a in _HEADER_ATTRS] == [getattr(expected, a) for a in _HEADER_ATTRS]
+    assert fast > 1000  # the ordinary headers and their undamaged-looking variants took the fast path

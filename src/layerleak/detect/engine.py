@@ -379,11 +379,26 @@ class Engine:
         """Drop a generic rule's match that overlaps a specific rule's match: one value, already
         named by the rule that knows what it is (``TOKEN=ghp_...`` is a GitHub token, not also a
         "hard-coded password"). An imported (gitleaks) rule's match that overlaps a built-in
-        specific rule's match is dropped the same way: one secret, one finding."""
+        specific rule's match is dropped the same way: one secret, one finding. So is the match of
+        a rule another matching rule ``supersedes`` (a shared key shape, told apart by context)."""
         found = self._unshadowed_by(found, lambda r: r.generic, lambda r: not r.generic)
-        return self._unshadowed_by(
+        found = self._unshadowed_by(
             found, lambda r: r.imported, lambda r: not r.generic and not r.imported
         )
+        for rule_id in sorted({m.rule_id for m in found if self._by_id[m.rule_id].supersedes}):
+            found = self._superseded_dropped(found, self._by_id[rule_id])
+        return found
+
+    def _superseded_dropped(self, found: list[Match], rule: Rule) -> list[Match]:
+        given_way = frozenset(rule.supersedes)
+
+        def weak(r: Rule) -> bool:
+            return r.id in given_way
+
+        def strong(r: Rule) -> bool:
+            return r.id == rule.id
+
+        return self._unshadowed_by(found, weak, strong)
 
     def _unshadowed_by(
         self, found: list[Match], weak: Callable[[Rule], bool], strong: Callable[[Rule], bool]

@@ -30,6 +30,8 @@ CLASSES: dict[str, str] = {
     "hex": "0123456789abcdef",
     "HEX": "0123456789ABCDEF",
     "upper2-7": string.ascii_uppercase + "234567",
+    "lower2-7": string.ascii_lowercase + "234567",
+    "crockford": "0123456789ABCDEFGHJKMNPQRSTVWXYZ",  # ULIDs (Crockford base32)
     "upperdigit": string.ascii_uppercase + string.digits,
     "lowerdigit": string.ascii_lowercase + string.digits,
     "b64": string.ascii_letters + string.digits + "+/",

@@ -81,6 +81,10 @@ class Rule:
     # and how to revoke it; the title stands in for a missing description.
     description: str | None = None
     references: tuple[str, ...] = ()  # URLs: the provider's token format and revocation docs
+    # Ids of rules whose match of the same bytes gives way to this rule's: two providers whose
+    # keys share a shape (Clerk's and Stripe's "sk_live_") are told apart by the rule that also
+    # checks the context (a Clerk setting name), and one secret stays one finding.
+    supersedes: tuple[str, ...] = ()
 
 
 def _strs(value: Any, what: str, rule_id: str) -> tuple[str, ...]:
@@ -169,7 +173,7 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
     known = {
         "id", "title", "severity", "keywords", "regex", "confidence", "entropy", "min_length",
         "window", "allowlist", "path", "generic", "examples", "description", "references",
-        "requires", "provider",
+        "requires", "provider", "supersedes",
     }
     unknown = set(table) - known
     if unknown:
@@ -236,8 +240,16 @@ def rule_from_table(table: dict[str, Any], origin: str, *, compile_regexes: bool
         ),
         origin=origin,
         description=" ".join(description.split()) if description else None,
-        references=_strs(table.get("references"), "references", rule_id),
+        references=_references(table.get("references"), rule_id),
+        supersedes=_strs(table.get("supersedes"), "supersedes", rule_id),
     )
+
+
+def _references(value: Any, rule_id: str) -> tuple[str, ...]:
+    refs = _strs(value, "references", rule_id)
+    if any(not r.startswith("https://") or any(c.isspace() for c in r) for r in refs):
+        raise RuleError(f"rule {rule_id}: references must be https:// URLs")
+    return refs
 
 
 def _example_path(value: Any, path_regex: str | None, rule_id: str) -> str | None:
@@ -363,6 +375,10 @@ def load_rules(
                 warn(f"rule {rule.id} is defined twice in {rule.origin}: the later one is used")
             del out[rule.id]  # the later definition takes the earlier one's place at the end
         out[rule.id] = rule
+    for rule in out.values():
+        unknown = [i for i in rule.supersedes if i not in out or i == rule.id]
+        if unknown:
+            raise RuleError(f"rule {rule.id}: supersedes unknown rule(s) {', '.join(unknown)}")
     for origin, ids in renamed.items():
         if warn is not None:
             warn(
@@ -390,5 +406,7 @@ def ruleset_hash(rules: Sequence[Rule]) -> str:
             h.update(f"\x1f{r.allowlists!r}\x1f{r.secret_groups!r}".encode())
         if r.imported or r.presence:
             h.update(f"\x1f{r.imported}\x1f{r.presence}".encode())
+        if r.supersedes:  # only rules that declare it: other hashes stay as they were
+            h.update(f"\x1fsupersedes={'|'.join(r.supersedes)}".encode())
         h.update(b"\x1e")
     return h.hexdigest()[:16]

@@ -24,6 +24,8 @@ def scan_entry(
         return reason, iter(())
     budget = Budget(notes=notes if notes is not None else [])
     hits = scan_file(engine, path, first, rest, budget)
-    if len(first) < FILE_HEAD and credfiles.kind_for(path) is not None:  # the whole file is in first
-        return None, credfiles.merge_hits(path, first, hits, engine)
+    if len(first) < FILE_HEAD:  # the whole file is in first
+        kind = credfiles.kind_for(path)  # looked up once per file, handed on
+        if kind is not None:
+            return None, credfiles.merge_hits(path, first, hits, engine, kind)
     return None, hits

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import unquote
 
 import yaml
@@ -629,9 +631,21 @@ def _specific(engine: Engine, rule_id: str) -> bool:
     return not rule.generic and rule.confidence is Confidence.HIGH
 
 
-def with_credentials(path: str, data: bytes, found: list[Match], engine: Engine) -> list[Match]:
-    """The engine's matches in a whole file (``data``), merged with what the file's parser finds."""
-    kind = kind_for(path)
+class _Ask(enum.Enum):
+    LOOK_UP = "look up"  # the caller has not looked up the file's kind
+
+
+def with_credentials(
+    path: str,
+    data: bytes,
+    found: list[Match],
+    engine: Engine,
+    kind: Kind | None | Literal[_Ask.LOOK_UP] = _Ask.LOOK_UP,
+) -> list[Match]:
+    """The engine's matches in a whole file (``data``), merged with what the file's parser finds.
+    ``kind``: the file's :func:`kind_for`, when the caller has it (by default it is looked up)."""
+    if kind is _Ask.LOOK_UP:
+        kind = kind_for(path)
     if kind is None:
         return found
     text = data.decode("utf-8", "surrogateescape")
@@ -683,10 +697,17 @@ def _overlaps(m: Match, start: int, length: int) -> bool:
 
 
 def merge_hits(
-    path: str, data: bytes, hits: Iterable[tuple[str | None, Match]], engine: Engine
+    path: str,
+    data: bytes,
+    hits: Iterable[tuple[str | None, Match]],
+    engine: Engine,
+    kind: Kind | None | Literal[_Ask.LOOK_UP] = _Ask.LOOK_UP,
 ) -> Iterator[tuple[str | None, Match]]:
     """:func:`with_credentials` over a file's (inner_path, match) hits: the file's own matches
-    (inner_path None) are merged with its parsed credentials; decoded or nested ones pass through."""
+    (inner_path None) are merged with its parsed credentials; decoded or nested ones pass through.
+    ``kind`` as for with_credentials: the path is looked up once per file."""
+    if kind is _Ask.LOOK_UP:
+        kind = kind_for(path)
     own: list[Match] = []
     inner: list[tuple[str | None, Match]] = []
     for where, match in hits:
@@ -694,8 +715,7 @@ def merge_hits(
             own.append(match)
         else:
             inner.append((where, match))
-    merged = with_credentials(path, data, own, engine)
-    kind = kind_for(path)
+    merged = with_credentials(path, data, own, engine, kind)
     parsed = [m.secret for m in merged if kind is not None and m.rule_id in kind.rule_ids]
     for match in merged:
         yield None, match

@@ -88,7 +88,7 @@ def _without_long_runs(text: bytes) -> bytes:
     stretch holds no value :func:`_runs` keeps (a value must start at the stretch's start and be
     at most ``MAX_B64`` long, ending where the stretch does), and RE2 matches one with its capture
     group at a few MB/s: a 1 GB line of ``AAAA`` would take minutes (issue 14, floods)."""
-    if len(text) <= MAX_B64:
+    if len(text) <= MAX_B64 or not _may_hold_long_run(text):
         return text
     mask = np.frombuffer(text.translate(_RUN_BYTES), dtype=np.uint8)
     bounds = np.concatenate(([-1], np.flatnonzero(mask == 0), [len(text)]))
@@ -100,6 +100,23 @@ def _without_long_runs(text: bytes) -> bytes:
         start, end = int(bounds[i]) + 1, int(bounds[i + 1])
         out[start:end] = bytes(end - start)
     return bytes(out)
+
+
+_SAMPLE = MAX_B64 // 2
+_NON_RUN = re.compile(rb"[^A-Za-z0-9+/_-]")
+
+
+def _may_hold_long_run(text: bytes) -> bool:
+    """False when ``text`` has no stretch of run bytes longer than ``MAX_B64``, found without
+    reading every byte: such a stretch covers a whole interval between two consecutive multiples
+    of ``_SAMPLE``, so both ends of one are run bytes and nothing between them is another byte.
+    Only the intervals whose ends are run bytes are searched, up to their first other byte."""
+    ends = text[::_SAMPLE].translate(_RUN_BYTES)
+    search = _NON_RUN.search
+    for i in range(len(ends) - 1):
+        if ends[i] and ends[i + 1] and search(text, i * _SAMPLE, (i + 1) * _SAMPLE + 1) is None:
+            return True
+    return False
 
 
 _PRINTABLE = bytes(range(32, 127)) + b"\t\n\r"
@@ -134,6 +151,7 @@ class Decoder:
     transparent: bool = False
     min_run: int = 0  # shorter runs are not decoded
     max_run: int = MAX_RUN  # nor longer ones
+    quoted: bool = False  # the group is the whole match but its first and last byte (a quote)
 
 
 def decode_base64(run: bytes) -> bytes | None:
@@ -218,17 +236,29 @@ DECODERS: tuple[Decoder, ...] = (
         transparent=True,
         min_run=16,
         max_run=MAX_JSON_STRING,
+        quoted=True,
     ),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class _Pass:
-    """One RE2 pass over a text: the decoders it serves, in group order, and its gate."""
+    """One RE2 pass over a text: the decoders it serves, in group order, and its gate.
+    ``quoted``: the regex has no group; the run is the match without its first and last byte."""
 
     regex: object
     decoders: tuple[Decoder, ...]
     gate: bytes | None
+    quoted: bool = False
+
+
+def _ungrouped(pattern: bytes) -> bytes:
+    """A quoted decoder's pattern (one byte, then its group, then one byte) without the group.
+    RE2 finds the same matches either way, but filling in a group costs it ten times the search
+    itself (a JSON string pass over minified JavaScript: 0.76 s with it, 0.08 s without)."""
+    if not (pattern[1:2] == b"(" and pattern[2:3] != b"?" and pattern[-2:-1] == b")"):
+        raise ValueError(f"not a quoted decoder pattern: {pattern[:20]!r}")
+    return pattern[:1] + b"(?:" + pattern[2:]
 
 
 def _passes(decoders: Sequence[Decoder]) -> tuple[_Pass, ...]:
@@ -238,7 +268,10 @@ def _passes(decoders: Sequence[Decoder]) -> tuple[_Pass, ...]:
     if free:
         joined = b"|".join(b"(?:" + d.pattern + b")" for d in free)
         out.append(_Pass(re2.compile(joined), free, None))
-    out.extend(_Pass(re2.compile(d.pattern), (d,), d.gate) for d in decoders if d.gate is not None)
+    for d in decoders:
+        if d.gate is not None:
+            pattern = _ungrouped(d.pattern) if d.quoted else d.pattern
+            out.append(_Pass(re2.compile(pattern), (d,), d.gate, d.quoted))
     return tuple(out)
 
 
@@ -255,14 +288,18 @@ def _runs(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
         if one.gate is not None and text.find(one.gate) < 0:
             continue
         for m in one.regex.finditer(searched):  # type: ignore[attr-defined]
-            group = m.lastindex
-            decoder = one.decoders[group - 1]
-            start, end = m.span(group)
+            if one.quoted:
+                decoder = one.decoders[0]
+                start, end = m.start() + 1, m.end() - 1
+            else:
+                group = m.lastindex
+                decoder = one.decoders[group - 1]
+                start, end = m.span(group)
             if not decoder.min_run <= end - start <= decoder.max_run:
                 continue
             if end < len(text) and text[end] in decoder.tail:
                 continue
-            decoded = decoder.decode(m.group(group))
+            decoded = decoder.decode(searched[start:end])
             if decoded is not None:
                 found.append((start, end, decoded, decoder))
     if len(passes) > 1:

@@ -217,7 +217,7 @@ class _FileScan:
             return
         with spool:
             try:
-                archive = zipfile.ZipFile(cast(IO[bytes], spool))
+                archive = zipfile.ZipFile(spool)
             except READ_ERRORS as exc:
                 if not ended(rest):
                     self.budget.note(f"{where}: zip is corrupt ({exc}); not scanned")
@@ -253,11 +253,14 @@ class _FileScan:
             if head:
                 yield from self.content(child, child, posixpath.basename(name), head, plain, depth + 1)
 
-    def _spool(self, where: str, first: bytes, rest: Reader) -> Any:
+    def _spool(self, where: str, first: bytes, rest: Reader) -> IO[bytes] | None:
         """The whole zip, seekable: in memory up to ``zip_memory``, then in an unnamed
-        temporary file (gone when closed, even after a crash); None when it is too large."""
+        temporary file (gone when closed, even after a crash); None when it is too large.
+        zipfile is handed the BytesIO or the file itself: through a SpooledTemporaryFile every
+        seek, tell and read of every member went through a Python method."""
         limits = self.budget.limits
-        spool = tempfile.SpooledTemporaryFile(max_size=limits.zip_memory)
+        spool: IO[bytes] = io.BytesIO()
+        memory: io.BytesIO | None = cast(io.BytesIO, spool)
         total = 0
         chunk = first
         while chunk:
@@ -266,6 +269,11 @@ class _FileScan:
                 spool.close()
                 self.budget.note(f"{where}: zip larger than {limits.zip_spool // MIB} MiB; not opened")
                 return None
+            if memory is not None and total > limits.zip_memory:  # on to disk, as the spool did
+                spool = tempfile.TemporaryFile()
+                spool.write(memory.getbuffer())
+                memory.close()
+                memory = None
             spool.write(chunk)
             chunk = rest.read(CHUNK_SIZE)
         spool.seek(0)

@@ -52,6 +52,7 @@ import fnmatch
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -245,8 +246,7 @@ class Hashing:
 
     def __init__(self, inner: Reader, path: str) -> None:
         self.inner = inner
-        pip = "/site-packages/" in path or path.startswith("/usr/local/lib/python")
-        self.algo = "sha256" if pip else "md5"
+        self.algo = large_file_algo(path)
         self.hash = hashlib.new(self.algo, usedforsecurity=False)
 
     def read(self, n: int = -1, /) -> bytes:
@@ -258,6 +258,29 @@ class Hashing:
         while self.read(1 << 20):
             pass
         return frozenset({f"{self.algo}:{self.hash.hexdigest()}"})
+
+
+def large_file_algo(path: str) -> str:
+    """The one digest a file too large to hold whole gets (see :class:`Hashing`)."""
+    pip = "/site-packages/" in path or path.startswith("/usr/local/lib/python")
+    return "sha256" if pip else "md5"
+
+
+def region_digests(fd: int, offset: int, size: int, path: str) -> frozenset[str]:
+    """What :meth:`Hashing.digests` gives for a large file, read again from ``size`` bytes at
+    ``offset`` of the open file ``fd`` (without moving its position). A layer read from a file
+    digests a large file only when it has a match, instead of every one on the way. A file
+    shorter than ``size`` raises OSError, as reading it through the tar did."""
+    algo = large_file_algo(path)
+    digest = hashlib.new(algo, usedforsecurity=False)
+    while size > 0:
+        data = os.pread(fd, min(size, 1 << 20), offset)
+        if not data:
+            raise OSError(f"file ends {size} bytes early")
+        digest.update(data)
+        offset += len(data)
+        size -= len(data)
+    return frozenset({f"{algo}:{digest.hexdigest()}"})
 
 
 def vendored(

@@ -12,16 +12,32 @@ class Reader(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+class Ended:
+    """The rest of something that was read whole: nothing. Handing it on instead of the real
+    reader spares a read to the end (a buffer allocated, a decompressor asked) per small file."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        return b""
+
+
+ENDED = Ended()
+
+
 class Prefixed:
     """``first`` then the rest of ``inner``, never more than ``n`` bytes per read."""
 
     def __init__(self, first: bytes, inner: Reader) -> None:
+        self.whole: bytes | None = first  # while nothing of it was read: handed out without a copy
         self.first = memoryview(first)
         self.inner = inner
 
     def read(self, n: int = -1, /) -> bytes:
         if self.first:
             size = len(self.first) if n is None or n < 0 else n
+            if self.whole is not None and size >= len(self.whole):
+                data, self.whole, self.first = self.whole, None, memoryview(b"")
+                return data
+            self.whole = None
             data, self.first = bytes(self.first[:size]), self.first[size:]
             return data
         return self.inner.read(n)

@@ -22,6 +22,7 @@ from layerleak.detect.engine import FILE_HEAD, Engine
 from layerleak.entries import gitrepo, provenance, pubkeys
 from layerleak.entries.content import scan_entry
 from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, DEFAULT_LIMITS, LayerLimits, limit_text
+from layerleak.entries.streams import ENDED
 from layerleak.layers import targuard
 from layerleak.layers.decompress import open_decompressed_kind
 from layerleak.layers.scanned import KIND_DIR as KIND_DIR
@@ -119,7 +120,7 @@ def scan_layer_part(
     merge()."""
     result = LayerScan(key=key)
     try:
-        _walk(tar, result, engine, stop, limits)
+        _walk(tar, result, engine, stop, limits, _file_region(tar))
     except _DAMAGE as exc:
         result.error = _describe(exc, 0)
     return result
@@ -135,20 +136,39 @@ _DAMAGE: tuple[type[BaseException], ...] = (
 )
 
 
+Region = tuple[int, int]  # (file descriptor, offset of the tar's first byte in it)
+
+
+def _file_region(stream: IO[bytes]) -> Region | None:
+    """Where a tar read from an open file starts in it (None: not a file). Such a tar is read
+    seekable: tarfile reads its headers and members straight from the file, not through its
+    stream buffer (a tenth of a scan of many small files went there), and a large member is
+    digested again from the file only when it has a match."""
+    try:
+        return stream.fileno(), stream.tell()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
 def _walk(
     stream: IO[bytes] | Hashing,
     result: LayerScan,
     engine: Engine,
     stop: int | None = None,
     limits: LayerLimits = DEFAULT_LAYER_LIMITS,
+    region: Region | None = None,
 ) -> None:
-    tar = targuard.open_stream(stream, limits)
+    if region is None:
+        tar, origin, fd = targuard.open_stream(stream, limits), 0, None
+    else:  # offsets are then the file's own
+        fd, origin = region
+        tar = targuard.open_seekable(stream, limits)
     repos = gitrepo.Collector()  # git object databases, read at the end of the layer
     try:
         for member in targuard.members(tar, limits):
-            if stop is not None and member.offset >= stop:
+            if stop is not None and member.offset - origin >= stop:
                 break
-            _visit(tar, member, result, engine, repos)
+            _visit(tar, member, result, engine, repos, fd)
     finally:
         if repos.repos:
             _add_git(repos, result, engine)
@@ -182,8 +202,15 @@ def _describe(exc: BaseException, at: int) -> str:
 
 
 def _visit(
-    tar: tarfile.TarFile, member: tarfile.TarInfo, result: LayerScan, engine: Engine, repos: gitrepo.Collector
+    tar: tarfile.TarFile,
+    member: tarfile.TarInfo,
+    result: LayerScan,
+    engine: Engine,
+    repos: gitrepo.Collector,
+    fd: int | None = None,
 ) -> None:
+    """Record and scan one member. ``fd``: the tar is read seekable from this open file, and
+    ``member.offset_data`` is where the member's bytes are in it."""
     path = normalize(member.name)
     parent, base = posixpath.split(path)
     if base.startswith(WHITEOUT_PREFIX):
@@ -204,11 +231,18 @@ def _visit(
     if repos.take(path, f):  # a git object file: read with its repository
         return
     hashing = None
-    if member.size > FILE_HEAD:  # too large to digest from its first chunk: digested on the way
-        f = hashing = provenance.Hashing(f, path)
-    first = f.read(FILE_HEAD)
+    if member.issparse():
+        fd = None  # its bytes are not one stretch of the file
+    if member.size > FILE_HEAD and fd is None:  # too large to digest from its first chunk
+        f = hashing = provenance.Hashing(f, path)  # digested on the way
+    # never more than the member holds: a read of FILE_HEAD allocates that much first (and with
+    # the mmap threshold of layerleak.memory, maps and unmaps it), for every small file
+    first = f.read(min(member.size, FILE_HEAD))
+    # A file read whole has nothing more to give: asking its reader anyway (the engine reads on
+    # until an empty read) allocated another 2 MiB buffer per small file.
+    rest = f if len(first) < member.size else ENDED
     notes: list[str] = []
-    reason, matches = scan_entry(path, first, f, engine, notes)  # type: ignore[arg-type]
+    reason, matches = scan_entry(path, first, rest, engine, notes)  # type: ignore[arg-type]
     if reason is not None:
         result.skipped[reason] = result.skipped.get(reason, 0) + 1
         return
@@ -228,7 +262,12 @@ def _visit(
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
     whole = member.size <= len(first)
     if len(result.hits) > hits_before:
-        result.digests[path] = provenance.file_digests(first) if hashing is None else hashing.digests()
+        if hashing is not None:
+            result.digests[path] = hashing.digests()
+        elif fd is not None and member.size > FILE_HEAD:  # read again, only now it matters
+            result.digests[path] = provenance.region_digests(fd, member.offset_data, member.size, path)
+        else:
+            result.digests[path] = provenance.file_digests(first)
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)

@@ -33,6 +33,7 @@ def rule_dict(rule: Rule) -> dict[str, Any]:
         "allowlist": list(rule.allowlist),
         "generic": rule.generic,
         "references": list(rule.references),
+        "supersedes": list(rule.supersedes),
         "examples": {
             "positive": list(rule.examples.positive),
             "negative": list(rule.examples.negative),
@@ -76,6 +77,8 @@ def rule_detail(rule: Rule) -> str:
         lines.append(f"path: {escape(rule.path_regex)}")
     if rule.requires:
         lines.append(f"requires: {', '.join(escape(r) for r in rule.requires)}")
+    if rule.supersedes:
+        lines.append(f"supersedes: {', '.join(escape(r) for r in rule.supersedes)}")
     extra = []
     if rule.min_entropy is not None:
         extra.append(f"min entropy {rule.min_entropy}")
