@@ -15,6 +15,7 @@ answers can be compared (``cmp``), ``--profile`` writes cProfile stats. docs/per
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 import time
@@ -26,7 +27,8 @@ def _record(target: str, out: str) -> None:
     from layerleak.cli import main
     from layerleak.detect import engine as engine_mod
 
-    sink = open(out, "wb")  # noqa: SIM115 - closed after the scan
+    # the buffers hold whatever the image holds, secrets included: readable by the owner only
+    sink = os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
     scan = engine_mod.Engine._scan
 
     def recording(self: Any, data: bytes, path: str | None) -> Any:
