@@ -34,18 +34,23 @@ def _samples() -> list[tuple[bytes, str | None]]:
     return out
 
 
+def _same_matches(fast: Engine, other: Engine) -> None:
+    """``fast`` finds exactly what ``other`` finds on every sample, and they find something."""
+    found = 0
+    for data, path in _samples():
+        got = fast.scan(data, path)
+        assert got == other.scan(data, path), data[:120]
+        found += len(got)
+    assert found > 100
+
+
 def test_re2_search_call_finds_what_finditer_finds(monkeypatch: pytest.MonkeyPatch) -> None:
     fast = Engine(RULES)
     assert fast.compiled(0).search is not None, "google-re2's own search call is used when present"
     monkeypatch.setattr(engine_mod, "_raw_search", lambda regex: None)
     public = Engine(RULES)
     assert public.compiled(0).search is None
-    found = 0
-    for data, path in _samples():
-        got = fast.scan(data, path)
-        assert got == public.scan(data, path), data[:120]
-        found += len(got)
-    assert found > 100
+    _same_matches(fast, public)
 
 
 def test_empty_matches_advance_as_finditer_does(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,12 +142,7 @@ def test_literal_checks_drop_only_windows_without_a_match() -> None:
     slow = Engine(RULES)
     for i in range(len(RULES)):
         slow._compiled[i] = dataclasses.replace(slow.compiled(i), literals=())
-    found = 0
-    for data, path in _samples():
-        got = fast.scan(data, path)
-        assert got == slow.scan(data, path), data[:120]
-        found += len(got)
-    assert found > 100
+    _same_matches(fast, slow)
 
 
 def test_small_buffers_find_the_same_through_a_built_gate() -> None:
@@ -168,9 +168,4 @@ def test_every_gate_finds_what_the_straightforward_path_finds() -> None:
     plain = Engine(RULES, gate="none")
     values = list(fast._values.values())
     assert len(values) > len(set(values)), "some keywords share a value"
-    found = 0
-    for data, path in _samples():
-        got = fast.scan(data, path)
-        assert got == plain.scan(data, path), data[:120]
-        found += len(got)
-    assert found > 100
+    _same_matches(fast, plain)
