@@ -36,7 +36,7 @@ import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import zstandard
 from isal import isal_zlib
@@ -57,6 +57,9 @@ from layerleak.entries import keystores
 from layerleak.entries.decoders import scan_leaf
 from layerleak.entries.limits import DEFAULT_LIMITS, MIB, Budget, Cut, Limited, Limits, ended
 from layerleak.entries.streams import Counting, Prefixed, Reader, read_up_to
+
+if TYPE_CHECKING:  # gitrepo scans blobs with content, which imports this module
+    from layerleak.entries.gitrepo import Collector
 from layerleak.layers import targuard
 from layerleak.models import Match
 
@@ -286,7 +289,7 @@ class _Git:
     def __init__(self, scan: _FileScan, base: str | None) -> None:
         self.scan = scan
         self.base = base
-        self.repos: Any = None  # a gitrepo.Collector, made when the first object file comes
+        self.repos: Collector | None = None  # made when the first object file comes
         self.worktree: set[tuple[str, str, str]] = set()  # (path, rule, secret) of the other members
 
     def take(self, name: str, f: Reader) -> bool:
