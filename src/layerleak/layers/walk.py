@@ -240,7 +240,8 @@ def _visit(
     first = f.read(min(member.size, FILE_HEAD))
     # A file read whole has nothing more to give: asking its reader anyway (the engine reads on
     # until an empty read) allocated another 2 MiB buffer per small file.
-    rest = f if len(first) < member.size else ENDED
+    whole = member.size <= len(first)
+    rest = ENDED if whole else f
     notes: list[str] = []
     reason, matches = scan_entry(path, first, rest, engine, notes)  # type: ignore[arg-type]
     if reason is not None:
@@ -260,7 +261,6 @@ def _visit(
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
     for fp, kind, detail in pubkeys.public_keys(path, first):
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
-    whole = member.size <= len(first)
     if len(result.hits) > hits_before:
         if hashing is not None:
             result.digests[path] = hashing.digests()
