@@ -40,7 +40,7 @@ def _pw(n: int = 20) -> str:
 
 def _parsed(path: str, text: str) -> list[tuple[str, int, str]]:
     data = text.encode()
-    merged = with_credentials(path, data, ENGINE.scan(data, path), ENGINE)
+    merged = with_credentials(path, data, ENGINE.scan(data, path), ENGINE, kind_for(path))
     return [(m.rule_id, m.line, m.secret) for m in merged]
 
 

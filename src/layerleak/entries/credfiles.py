@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import unquote
 
 import yaml
@@ -631,21 +629,15 @@ def _specific(engine: Engine, rule_id: str) -> bool:
     return not rule.generic and rule.confidence is Confidence.HIGH
 
 
-class _Ask(enum.Enum):
-    LOOK_UP = "look up"  # the caller has not looked up the file's kind
-
-
 def with_credentials(
     path: str,
     data: bytes,
     found: list[Match],
     engine: Engine,
-    kind: Kind | None | Literal[_Ask.LOOK_UP] = _Ask.LOOK_UP,
+    kind: Kind | None,
 ) -> list[Match]:
     """The engine's matches in a whole file (``data``), merged with what the file's parser finds.
-    ``kind``: the file's :func:`kind_for`, when the caller has it (by default it is looked up)."""
-    if kind is _Ask.LOOK_UP:
-        kind = kind_for(path)
+    ``kind``: the file's :func:`kind_for`, looked up once per file by the caller."""
     if kind is None:
         return found
     text = data.decode("utf-8", "surrogateescape")
@@ -701,13 +693,11 @@ def merge_hits(
     data: bytes,
     hits: Iterable[tuple[str | None, Match]],
     engine: Engine,
-    kind: Kind | None | Literal[_Ask.LOOK_UP] = _Ask.LOOK_UP,
+    kind: Kind | None,
 ) -> Iterator[tuple[str | None, Match]]:
     """:func:`with_credentials` over a file's (inner_path, match) hits: the file's own matches
     (inner_path None) are merged with its parsed credentials; decoded or nested ones pass through.
-    ``kind`` as for with_credentials: the path is looked up once per file."""
-    if kind is _Ask.LOOK_UP:
-        kind = kind_for(path)
+    ``kind`` as for with_credentials."""
     own: list[Match] = []
     inner: list[tuple[str | None, Match]] = []
     for where, match in hits:
