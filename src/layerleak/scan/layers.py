@@ -210,7 +210,8 @@ def _init_forked(engine: Engine) -> None:
 
 def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
     """Workers are forked when this process runs no other thread: they start at once, with the
-    modules imported and the engine built (a spawned worker spends most of a second on that).
+    modules imported (the layer walk and its decoders too) and the engine built (a spawned
+    worker spends most of a second on that).
     With another thread running, forking could copy a lock that thread holds, so they are
     spawned."""
     import multiprocessing
@@ -218,6 +219,7 @@ def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
 
     if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         engine.prepare()  # built once here, not once in every worker
+        import layerleak.layers.walk  # noqa: F401 - imported once here too: a sixth of a second each
         return ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init_forked, (engine,))
     return ProcessPoolExecutor(
         workers, multiprocessing.get_context("spawn"), _init_worker, (engine.rules, engine.gate)
