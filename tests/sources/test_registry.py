@@ -17,6 +17,7 @@ import http.server
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -403,11 +404,15 @@ def test_bearer_token_challenge(
 class _StaticRegistry(http.server.ThreadingHTTPServer):
     """Serves one OCI layout as repository ``img``: fails the first requests, redirects blobs."""
 
-    def __init__(self, layout: Path, failures: list[int]) -> None:
+    def __init__(self, layout: Path, failures: list[int], hold: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _StaticHandler)
         self.layout = layout
         self.failures = failures  # statuses to answer first, one per request
         self.seen: list[str] = []
+        self.hold = hold  # seconds each blob's answer waits before it is sent
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0  # blob downloads answered at once
 
 
 class _StaticHandler(http.server.BaseHTTPRequestHandler):
@@ -443,7 +448,15 @@ class _StaticHandler(http.server.BaseHTTPRequestHandler):
             return
         if self.path.startswith("/storage/"):
             blob = layout / "blobs/sha256" / self.path.rsplit("/", 1)[1]
-            return self._send(blob.read_bytes(), "application/octet-stream")
+            with self.server.lock:
+                self.server.in_flight += 1
+                self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+            try:
+                time.sleep(self.server.hold)
+                return self._send(blob.read_bytes(), "application/octet-stream")
+            finally:
+                with self.server.lock:
+                    self.server.in_flight -= 1
         self._send(b"", "text/plain", 404)
 
     def _send(self, body: bytes, media: str, status: int = 200) -> None:
@@ -473,6 +486,34 @@ def test_retries_on_429_and_5xx_and_follows_blob_redirects(leaky_image: Built, t
     assert run.returncode == 1, run.describe()
     assert finding_keys(run.report) == finding_keys(saved.report)
     assert sum(p.startswith("/storage/") for p in server.seen) >= 10  # every layer via the redirect
+
+
+def test_layers_stream_several_at_once_with_the_same_results(leaky_image: Built, tmp_path: Path) -> None:
+    """With two jobs, two workers each stream a layer blob at the same time (the registry holds
+    each answer a moment, so downloads that overlap are seen overlapping); the report is the
+    one-at-a-time path's, layer summaries included."""
+    layout = leaky_image.path("leaky", "oci-zstd")
+    server = _StaticRegistry(layout, [], hold=0.4)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    runs: dict[str, tuple[Run, int]] = {}
+    try:
+        target = f"docker://127.0.0.1:{server.server_address[1]}/img:latest"
+        for jobs in ("1", "2"):
+            server.most_in_flight = 0
+            run = layerleak("scan", "--no-progress", "--no-cache", "--format", "json", "-j", jobs, target,
+                            env=user_env(tmp_path / f"home-{jobs}"))
+            runs[jobs] = (run, server.most_in_flight)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (one, one_at_once), (two, two_at_once) = runs["1"], runs["2"]
+    assert one.returncode == two.returncode == 1, one.describe() + two.describe()
+    assert one_at_once == 1  # what the counter sees of one download at a time
+    assert two_at_once == 2
+    assert two.report["findings"] == one.report["findings"]
+    assert [t["layers"] for t in images_of(two)] == [t["layers"] for t in images_of(one)]
+    assert [t["errors"] for t in images_of(two)] == [t["errors"] for t in images_of(one)]
 
 
 # --- pure parts -------------------------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Layers of a remote source (a registry) streamed several at once, one per worker process.
+
+A registry's layers are separate blobs, each its own GET, so nothing ties one layer's stream to
+another's. With ``jobs > 1`` the layers are handed out, largest first, to forked workers: each
+opens its own connections (:meth:`~layerleak.sources.interface.ImageSource.after_fork`, keeping
+the parent's token and the scheme its probe found) and streams its blob through the same
+:meth:`~layerleak.sources.interface.ImageSource.blobs` and layer walk as the one-at-a-time path,
+digest check included, so each layer's scan is the one that path gives. Memory is one layer
+walk's bound per worker: nothing is spooled. Results come back over the pool's local pipe, as
+those of an archive's layers do (a plaintext secret never leaves this machine or the user).
+
+Daemon save streams and compressed archives are one stream holding every layer, read front to
+back: they keep the one-at-a-time path (a gzip layer is still inflated on a second thread).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from layerleak.detect.engine import Engine
+from layerleak.errors import LayerleakError
+from layerleak.layers.scanned import LayerScan
+from layerleak.memory import return_large_buffers
+from layerleak.sources.interface import ImageSource
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+ProgressHook = Callable[[str, int | None], Callable[[int], None] | None]
+
+_source: ImageSource | None = None
+_engine: Engine | None = None
+
+
+def usable(source: ImageSource, keys: list[str], jobs: int) -> bool:
+    """Whether ``keys`` of ``source`` can be streamed in parallel here: a source that allows it,
+    more than one layer and one job, and a process that may fork (no other thread running,
+    whose locks a fork could copy held)."""
+    return (
+        source.parallel_blobs
+        and jobs > 1
+        and len(keys) > 1
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+    )
+
+
+def scan_streamed(
+    source: ImageSource,
+    keys: list[str],
+    sizes: Mapping[str, int | None],
+    engine: Engine,
+    jobs: int,
+    progress: ProgressHook | None = None,
+) -> dict[str, LayerScan]:
+    """Scan every layer of ``keys`` (call :func:`usable` first), several at once."""
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from layerleak.scan.layers import _kill_workers, _signals_held
+
+    order = sorted(keys, key=lambda k: sizes.get(k) or 0, reverse=True)
+    hooks = {k: progress(k, sizes.get(k)) if progress else None for k in order}
+    found: dict[str, LayerScan] = {}
+    engine.prepare()  # built once here, shared by the forked workers
+    with _signals_held():
+        pool = _pool(source, engine, min(jobs, len(order)))
+    try:
+        with _signals_held():  # the first submit forks the workers
+            pending: dict[Future[LayerScan | None], str] = {pool.submit(_scan_one, k): k for k in order}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                key = pending.pop(fut)
+                try:
+                    scan = fut.result()
+                except BrokenProcessPool:
+                    raise LayerleakError(
+                        "a layer-scanning worker process died (out of memory?); try --jobs 1"
+                    ) from None
+                if scan is not None:
+                    found[key] = scan
+                hook = hooks[key]
+                if hook is not None:
+                    hook(sizes.get(key) or 0)
+    except BaseException:  # interrupted, or a worker failed: stop the others now
+        _kill_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+    return {k: found[k] for k in sorted(found)}  # the order the one-at-a-time path gives
+
+
+def _pool(source: ImageSource, engine: Engine, workers: int) -> ProcessPoolExecutor:
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forked: the source (its token, its probe's answer) and the engine are inherited, not pickled
+    return ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init, (source, engine))
+
+
+def _init(source: ImageSource, engine: Engine) -> None:
+    global _source, _engine
+    from layerleak.scan.layers import _leave_signals_to_the_parent
+
+    _leave_signals_to_the_parent()
+    return_large_buffers()
+    source.after_fork()
+    _source, _engine = source, engine
+
+
+def _scan_one(key: str) -> LayerScan | None:
+    from layerleak.layers.walk import scan_layer
+
+    assert _source is not None and _engine is not None, "the pool initializer sets them"
+    for got, stream in _source.blobs({key}):
+        return scan_layer(got, stream, _engine)
+    return None
