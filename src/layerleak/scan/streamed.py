@@ -5,9 +5,11 @@ another's. With ``jobs > 1`` the layers are handed out, largest first, to forked
 opens its own connections (:meth:`~layerleak.sources.interface.ImageSource.after_fork`, keeping
 the parent's token and the scheme its probe found) and streams its blob through the same
 :meth:`~layerleak.sources.interface.ImageSource.blobs` and layer walk as the one-at-a-time path,
-digest check included, so each layer's scan is the one that path gives. Memory is one layer
-walk's bound per worker: nothing is spooled. Results come back over the pool's local pipe, as
-those of an archive's layers do (a plaintext secret never leaves this machine or the user).
+digest check included, so each layer's scan is the one that path gives (a big gzip blob is
+inflated and hashed on a second thread of its worker). Memory is one layer walk's bound per
+worker, plus the inflating thread's few buffers: nothing is spooled. Results come back over the
+pool's local pipe, as those of an archive's layers do (a plaintext secret never leaves this
+machine or the user).
 
 Daemon save streams and compressed archives are one stream holding every layer, read front to
 back: they keep the one-at-a-time path (a gzip layer is still inflated on a second thread).
@@ -18,7 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError
@@ -70,7 +72,9 @@ def scan_streamed(
         pool = _pool(source, engine, min(jobs, len(order)))
     try:
         with _signals_held():  # the first submit forks the workers
-            pending: dict[Future[LayerScan | None], str] = {pool.submit(_scan_one, k): k for k in order}
+            pending: dict[Future[LayerScan | None], str] = {
+                pool.submit(_scan_one, k, sizes.get(k)): k for k in order
+            }
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -110,10 +114,53 @@ def _init(source: ImageSource, engine: Engine) -> None:
     _source, _engine = source, engine
 
 
-def _scan_one(key: str) -> LayerScan | None:
+def _scan_one(key: str, size: int | None) -> LayerScan | None:
+    """One layer's scan. A big gzip blob is inflated (and both its digests computed) on a second
+    thread, as an archive's is (python-isal and hashlib release the GIL); should it turn out
+    damaged, it is fetched again and scanned without the thread, so its error and what was read
+    before it are exactly what the one-at-a-time path reports."""
     from layerleak.layers.walk import scan_layer
+    from layerleak.scan.layers import THREADED_GZIP_MIN
 
     assert _source is not None and _engine is not None, "the pool initializer sets them"
     for got, stream in _source.blobs({key}):
+        if size is None or size < THREADED_GZIP_MIN:
+            return scan_layer(got, stream, _engine)
+        scan = _threaded(got, stream, _engine)
+        if scan is not None:
+            return scan
+        break
+    else:
+        return None
+    for got, stream in _source.blobs({key}):
         return scan_layer(got, stream, _engine)
     return None
+
+
+def _threaded(key: str, blob: IO[bytes], engine: Engine) -> LayerScan | None:
+    """The scan of a gzip blob inflated on another thread; None if it is not gzip (then it
+    cannot be read again from here: scanned as it is) or if anything failed."""
+    from isal import igzip_threaded
+
+    from layerleak.entries.streams import Prefixed
+    from layerleak.layers.decompress import sniff_compression
+    from layerleak.layers.walk import Hashing, scan_layer
+
+    head = blob.read(4)
+    whole = cast(IO[bytes], Prefixed(head, blob))
+    if sniff_compression(head) != "gzip":
+        return scan_layer(key, whole, engine)
+    compressed = Hashing(whole)  # the blob digest, hashed on the inflating thread
+    stream = igzip_threaded.open(compressed, "rb", threads=1)  # type: ignore[no-untyped-call]
+    try:
+        scan = scan_layer(key, stream, engine)
+        while compressed.read(1 << 20):  # a trailer after the gzip stream; the digest check at its end
+            pass
+    except Exception:  # noqa: BLE001 - damage: the plain path reports it as usual
+        return None
+    finally:
+        stream.close()
+    if scan.error is not None:
+        return None
+    scan.blob_sha256 = compressed.digest()
+    return scan
