@@ -4,9 +4,10 @@ Layers are independent (a layer's scan records the paths it touches; status is d
 in layer order, by :mod:`layerleak.layers.status`), so the layers a file-backed source can
 :meth:`~layerleak.sources.interface.ImageSource.locate` are scanned in worker processes, largest
 first. A large uncompressed layer is split at member boundaries (:mod:`layerleak.layers.tarindex`)
-into parts that the workers share, merged back in order (:func:`layerleak.layers.walk.merge`). A
-gzip layer cannot be split; it is decompressed on a second thread of its worker (python-isal
-releases the GIL). A registry's blobs stream several at once, one per worker
+into parts that the workers share, merged back in order (:func:`layerleak.layers.walk.merge`);
+the workers start on the first parts while this process still walks the other layers' headers
+(:class:`_Schedule`). A gzip layer cannot be split; it is decompressed on a second thread of
+its worker (python-isal releases the GIL). A registry's blobs stream several at once, one per worker
 (:mod:`layerleak.scan.streamed`); one-stream sources (a compressed archive, a daemon's save
 stream) are scanned in order, in this process.
 
