@@ -9,6 +9,7 @@ import random
 import shutil
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -258,3 +259,27 @@ def test_split_points_of_a_real_archive_are_tarfiles_member_offsets(tmp_path: Pa
     assert len(expected) >= 4
     assert [t.start for t in tasks] == [0, *expected]
     assert [t.stop for t in tasks] == [*expected, None]
+
+
+def test_split_stream_gives_split_points_point_by_point() -> None:
+    """Streamed split points are split_points of the finished list, on member lists with big
+    gaps, clusters and several marks falling on one member; each point is yielded before any
+    member start past it is read."""
+    rng = random.Random(1515)
+    for _ in range(400):
+        size = rng.randint(512, 1 << 22)
+        count = rng.randint(0, 60)
+        starts = sorted({0, *(rng.randrange(0, size, 512) for _ in range(count))}) if count else []
+        parts = rng.randint(1, 40)
+        seen: list[int] = []
+
+        def reading(values: list[int], seen: list[int] = seen) -> Iterator[int]:
+            for value in values:
+                seen.append(value)
+                yield value
+
+        streamed = []
+        for point in tarindex.split_stream(reading(starts), size, parts):
+            assert seen[-1] == point  # known as soon as the walk reached it
+            streamed.append(point)
+        assert streamed == tarindex.split_points(starts, size, parts)

@@ -48,8 +48,12 @@ def walk_members(f: IO[bytes], size: int) -> Iterator[int]:
 
     Only the header blocks are read (and a long name's or pax header's records), 512 bytes at a
     time: a member's data is never read. Copying a layer through a read-ahead buffer cost more
-    than the walk itself (most of half a second for the 500 MB of a Python image)."""
-    read_at = _reader(f)
+    than the walk itself (most of half a second for the 500 MB of a Python image). ``f``'s
+    position is taken now, not when the walk starts."""
+    return _walk(_reader(f), size)
+
+
+def _walk(read_at: Callable[[int, int], bytes], size: int) -> Iterator[int]:
     pending: int | None = None  # the first extension header of the member being read
     pos = 0
     while True:
