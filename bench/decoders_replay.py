@@ -74,7 +74,7 @@ def _replay(path: str, rounds: int) -> None:
         new, got = _timed(_runs, texts)
         runs = sum(len(r) for r in got)
         same = "identical" if got == expected else "DIFFERENT"
-        print(f"round {i + 1}: finditer {old:.2f} s, anchored {new:.2f} s CPU; {runs} runs, {same}",
+        print(f"round {i + 1}: finditer {old:.2f} s, _runs {new:.2f} s CPU; {runs} runs, {same}",
               file=sys.stderr)
         if got != expected:
             bad = next(k for k in range(len(texts)) if got[k] != expected[k])
