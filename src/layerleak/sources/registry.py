@@ -382,6 +382,16 @@ class RegistryClient:
         _check_digest(body, digest, f"{self.label}: blob")
         return body
 
+    def after_fork(self) -> None:
+        """In a forked worker: new connections. The parent's pool is kept, never used or closed
+        here (closing would only close this process's copies of its sockets, but a pool reused
+        by two processes would interleave their requests on one connection). Authorization and
+        the scheme the probe found are kept: no new token or probe per worker."""
+        self._inherited = self.session
+        self.session = new_session()  # the trust store (its files) stays the parent's to close
+        self._probe_adapter = HTTPAdapter(max_retries=0)
+        self._probe_adapter.poolmanager = cast(HTTPAdapter, self.session.get_adapter("https://")).poolmanager
+
     def close(self) -> None:
         if self._owner:
             self.session.close()
@@ -438,6 +448,7 @@ class RegistrySource(ImageSource):
     """Every image (one per platform) that a registry reference names."""
 
     verifies_blobs = True
+    parallel_blobs = True  # each blob is its own GET: workers stream several at once
 
     def __init__(self, target: str, spec: str, options: SourceOptions | None = None) -> None:
         super().__init__(target)
@@ -518,6 +529,9 @@ class RegistrySource(ImageSource):
             with resp:
                 reader = VerifyingReader(BlobBody(resp, digest), digest, self._sizes.get(key))
                 yield key, cast(IO[bytes], reader)
+
+    def after_fork(self) -> None:
+        self.client.after_fork()
 
     def close(self) -> None:
         self.client.close()
