@@ -53,6 +53,7 @@ from layerleak.sources.registry_tls import Trust, TrustStore
 from layerleak.sources.stream import MAX_METADATA, BlobError, FailingReader, VerifyingReader
 
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_MANIFEST = 4 * 1024 * 1024  # distribution refuses larger manifests too
 TIMEOUT = (15.0, 120.0)  # connect, and between two reads of a response
 RETRIES = 4
@@ -198,9 +199,13 @@ class RegistryClient:
             f"{self.label}: TLS failed with {host}: {reason} ({self._trust(url).advice(host, reason)})"
         )
 
-    def _send(self, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
+    def _send(
+        self, url: str, headers: dict[str, str], stream: bool, method: str = "GET"
+    ) -> requests.Response:
         try:
-            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT, **self._tls(url))
+            return self.session.request(
+                method, url, headers=headers, stream=stream, timeout=TIMEOUT, **self._tls(url)
+            )
         except requests.exceptions.SSLError as exc:
             raise self._tls_failed(url, exc) from None
         except requests.exceptions.RetryError:
@@ -263,6 +268,25 @@ class RegistryClient:
             resp.close()
             raise RegistryError(f"{self.label}: {words}")
         return resp
+
+    def manifest_digest(self, ref: str) -> str | None:
+        """The digest the registry names for manifest ``ref`` in answer to a HEAD (its
+        ``Docker-Content-Digest``), or None when it names none that reads as a sha256 digest, or
+        does not answer 200 (the GET that follows then reports what is wrong). A HEAD is not a
+        pull: registries that count pulls against a limit count manifest GETs, not HEADs."""
+        url = f"{self.base()}/v2/{self.ref.repo}/manifests/{ref}"
+        headers = {"Accept": MANIFEST_ACCEPT}
+        resp = self._send(url, self._with_auth(headers), False, "HEAD")
+        if resp.status_code == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            resp.close()
+            self._authenticate(challenge)
+            resp = self._send(url, self._with_auth(headers), False, "HEAD")
+        resp.close()
+        digest = resp.headers.get("Docker-Content-Digest", "").strip()
+        if resp.status_code != 200 or not _SHA256.fullmatch(digest):
+            return None
+        return digest
 
     def _with_auth(self, headers: dict[str, str]) -> dict[str, str]:
         return {**headers, "Authorization": self._authorization} if self._authorization else headers
