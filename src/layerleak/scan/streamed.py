@@ -40,11 +40,15 @@ def usable(source: ImageSource, keys: list[str], jobs: int) -> bool:
     """Whether ``keys`` of ``source`` can be streamed in parallel here: a source that allows it,
     more than one layer and one job, and a process that may fork (no other thread running,
     whose locks a fork could copy held)."""
-    if not (source.parallel_blobs and jobs > 1 and len(keys) > 1 and threading.active_count() == 1):
-        return False
-    import multiprocessing  # only to scan: a rescan answered from the cache never loads it
+    import multiprocessing  # not at import: a rescan answered by the cache never loads it
 
-    return "fork" in multiprocessing.get_all_start_methods()
+    return (
+        source.parallel_blobs
+        and jobs > 1
+        and len(keys) > 1
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+    )
 
 
 def scan_streamed(
