@@ -61,6 +61,7 @@ class _Compiled:
     # Found in the regex itself (detect.literals): every match holds one of these, case and all.
     literals: tuple[bytes, ...] = ()
     path_in: Callable[[str], bool] | None = None  # ``path`` as a test of a file's path
+    per_path: bool = False  # what it does depends on the file's path (``path``, allowlist paths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,13 @@ class Engine:
         self._kind_members = {k: tuple(v) for k, v in members.items() if len(v) > 1}
         self._any_regex: dict[int, Any | None] = {}
         self._by_id = {r.id: r for r in self.rules}
+        # What was asked of the last path, answered once for all the buffers of that file (its
+        # chunks, inner views and decoded values come one after the other, with its path):
+        # whether no path-restricted rule applies, and per rule index, False when its ``path``
+        # does not match, else its allowlists' path answers.
+        self._last_path: object = _NO_FILE
+        self._last_plain = True
+        self._last_rules: dict[int, tuple[bool, ...] | bool] = {}
 
     @cached_property
     def _automaton(self) -> Any:
@@ -266,9 +274,12 @@ class Engine:
     def _scan(self, data: bytes, path: str | None) -> list[Match]:
         if not data:
             return []
-        # Files no path-restricted rule applies to get the automaton and gate without those
-        # rules' keywords. Either is built at its first use.
-        plain = self._any_path_in is None or path is None or not self._any_path_in(path)
+        if path != self._last_path:
+            # Files no path-restricted rule applies to get the automaton and gate without those
+            # rules' keywords. Either is built at its first use.
+            self._last_path, self._last_rules = path, {}
+            self._last_plain = self._any_path_in is None or path is None or not self._any_path_in(path)
+        plain = self._last_plain
         # Hits grouped by keyword (the automaton's value for it: length, rule indexes), as the
         # offsets of their last bytes.
         grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
@@ -320,32 +331,56 @@ class Engine:
         if not windows:
             return []
         found: dict[tuple[str, int], Match] = {}
+        compiled = self._compiled
         for idx, spans in windows.items():
-            comp = self.compiled(idx)
-            if comp.path_in is not None and (path is None or not comp.path_in(path)):
-                continue
-            on_path = tuple(any(p.search(path) for p in a.paths) if path else False
-                            for a in comp.allowlists)
+            comp = compiled[idx] or self.compiled(idx)
+            on_path: tuple[bool, ...] | bool | None = ()
+            if comp.per_path:
+                on_path = self._last_rules.get(idx)
+                if on_path is None:
+                    on_path = self._last_rules[idx] = _on_path(comp, path)
+                if on_path is False:
+                    continue  # the rule's path does not match
+            requires, needed, search = comp.requires, comp.literals, comp.search
             for lo, hi in spans:
-                if comp.requires and all(data.find(r, lo, hi) < 0 for r in comp.requires):
-                    continue
-                if comp.literals and all(data.find(r, lo, hi) < 0 for r in comp.literals):
-                    continue
+                # A window holding none of the rule's required strings, or none of the literals
+                # every match of its regex spells, holds no match.
+                if requires:
+                    for r in requires:
+                        if data.find(r, lo, hi) >= 0:
+                            break
+                    else:
+                        continue
+                if needed:
+                    for r in needed:
+                        if data.find(r, lo, hi) >= 0:
+                            break
+                    else:
+                        continue
                 text: bytes | str
+                first: Sequence[tuple[int, int]] | None = None
                 if comp.binary:
                     # RE2 searches [lo, hi) of the buffer itself, and `\b`, `^` and `$` see the
                     # real neighbours, so a token cut off by the window is not taken for a whole
                     # one. No copy, no decoding.
                     base, text = 0, data
+                    if search is not None:
+                        # most windows hold no match: that is one call, without a generator
+                        first = search(_UNANCHORED, data, lo, hi)
+                        if first[0] == _NO_SPAN:
+                            continue
                 else:
                     # A rule RE2 cannot run on Latin-1 bytes exactly as on text (see
                     # compile_latin1): its window, decoded, with one byte of context each side.
                     base = max(0, lo - 1)
                     text = data[base : min(len(data), hi + 1)].decode("latin-1")
-                for got in _match_spans(comp, text, lo - base, hi - base):
+                for got in _match_spans(comp, text, lo - base, hi - base, first):
                     # The secret is the first non-empty group of comp.groups (a span of (-1, -1)
                     # is a group that took no part).
-                    group = next((g for g in comp.groups if got[g][1] > got[g][0]), comp.group)
+                    if len(comp.groups) == 1:
+                        group = comp.group
+                    else:
+                        group = next((g for g in comp.groups if got[g][1] > got[g][0]), comp.group)
                     start, end = got[group]
                     if end <= start:
                         continue
@@ -358,6 +393,7 @@ class Engine:
                     if not self._accept(comp, secret, line):
                         continue
                     if comp.allowlists:
+                        assert isinstance(on_path, tuple)  # one answer per allowlist
                         whole = _str(text[got[0][0] : got[0][1]])
                         if any(
                             a.allows(hit, secret, whole, line)
@@ -473,6 +509,7 @@ def _compile(rule: Rule) -> _Compiled:
         else None,
         path=path,
         path_in=_path_test(path) if path is not None else None,
+        per_path=path is not None or bool(rule.allowlists),
         group=_group_index(regex),
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
@@ -491,23 +528,14 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
     makes many bounded windows (overlapping, so that every hit's own window lies whole inside one
     of them), not one huge one. ``groups`` holds (keyword length, offsets of the hits' last bytes).
     """
-    span = 2 * w + max(length for length, _ in groups)  # the longest single-hit window
+    if len(groups) == 1:
+        longest, hits = groups[0][0], len(groups[0][1])
+    else:
+        longest, hits = max(length for length, _ in groups), sum(len(ends) for _, ends in groups)
+    span = 2 * w + longest  # the longest single-hit window
     cap = MERGE_FACTOR * span
-    if sum(len(ends) for _, ends in groups) <= _SMALL:
-        # Clamped to [0, n] in the loop: clamping keeps the order (windows starting at 0 all
-        # merge into the first, whatever their order).
-        pairs = sorted((e - length + 1 - w, e + 1 + w) for length, ends in groups for e in ends)
-        merged: list[tuple[int, int]] = []
-        for lo, hi in pairs:
-            if lo < 0:
-                lo = 0
-            if hi > n:
-                hi = n
-            if merged and lo <= merged[-1][1] and hi - merged[-1][0] <= cap:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-            else:
-                merged.append((lo, hi))
-        return merged
+    if hits <= _SMALL:
+        return _merged_windows(groups, w, n, cap)
     import numpy as np  # loaded by the first flood of hits, not by every start-up
 
     arrays = [(length, np.asarray(ends, dtype=np.int64)) for length, ends in groups]
@@ -528,6 +556,56 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
     return out
 
 
+def _merged_windows(groups: list[tuple[int, list[int]]], w: int, n: int, cap: int) -> list[tuple[int, int]]:
+    """:func:`_windows` for a few hits, merged in Python: the hits' windows in (start, end) order,
+    each clamped to [0, n] (clamping keeps the order: windows starting at 0 all merge into the
+    first, whatever their order), joined to the last merged window when they overlap it and the
+    two span at most ``cap``."""
+    merged: list[tuple[int, int]] = []
+    cur_lo, cur_hi = 0, -1  # the window being merged (none yet)
+    if len(groups) == 1:
+        # One keyword length: the windows sorted by start are sorted by end too.
+        length, ends = groups[0]
+        down, up = 1 - length - w, 1 + w
+        for e in sorted(ends):
+            lo, hi = e + down, e + up
+            if lo < 0:
+                lo = 0
+            if hi > n:
+                hi = n
+            if lo <= cur_hi and hi - cur_lo <= cap:
+                cur_hi = hi
+            else:
+                if cur_hi >= 0:
+                    merged.append((cur_lo, cur_hi))
+                cur_lo, cur_hi = lo, hi
+    else:
+        # (start, end) order is (start, keyword length) order: one integer key per hit sorts
+        # as the pair would (``length < _KEY``; floor division keeps a negative start's order).
+        keys = sorted([(e - length + 1 - w) * _KEY + length for length, ends in groups for e in ends])
+        reach = 2 * w
+        for key in keys:
+            lo, length = divmod(key, _KEY)
+            hi = lo + length + reach
+            if lo < 0:
+                lo = 0
+            if hi > n:
+                hi = n
+            if lo <= cur_hi and hi - cur_lo <= cap:
+                if hi > cur_hi:
+                    cur_hi = hi
+            else:
+                if cur_hi >= 0:
+                    merged.append((cur_lo, cur_hi))
+                cur_lo, cur_hi = lo, hi
+    if cur_hi >= 0:
+        merged.append((cur_lo, cur_hi))
+    return merged
+
+
+_KEY = 1 << 16  # longer than any keyword
+
+
 def _automaton(values: dict[str, tuple[int, tuple[int, ...]]]) -> Any:
     automaton = ahocorasick.Automaton()
     for kw, value in values.items():
@@ -536,6 +614,7 @@ def _automaton(values: dict[str, tuple[int, tuple[int, ...]]]) -> Any:
     return automaton
 
 
+_NO_FILE = object()  # no buffer scanned yet: unequal to every path and to None
 _UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
 _NO_SPAN = (-1, -1)
 
@@ -560,16 +639,30 @@ def _path_test(regex: Any) -> Callable[[str], bool]:
     return test
 
 
+def _on_path(comp: _Compiled, path: str | None) -> tuple[bool, ...] | bool:
+    """False when ``comp``'s path regex does not match ``path``; else whether each of its
+    allowlists' paths does."""
+    if comp.path_in is not None and (path is None or not comp.path_in(path)):
+        return False
+    return tuple(any(p.search(path) for p in a.paths) if path else False for a in comp.allowlists)
+
+
 def _str(part: bytes | str) -> str:
     return part.decode("latin-1") if isinstance(part, bytes) else part
 
 
 def _match_spans(
-    comp: _Compiled, text: bytes | str, pos: int, endpos: int
+    comp: _Compiled,
+    text: bytes | str,
+    pos: int,
+    endpos: int,
+    first: Sequence[tuple[int, int]] | None = None,
 ) -> Iterator[Sequence[tuple[int, int]]]:
     """What ``comp.regex.finditer(text, pos, endpos)`` finds, as the (start, end) span of every
     group of each match ((-1, -1): the group took no part). With google-re2's own search call
-    this is that finditer's loop without its Match objects (a third of a window's cost)."""
+    this is that finditer's loop without its Match objects (a third of a window's cost).
+    ``first``: what that call gave for ``[pos, endpos)`` of the bytes ``text``, already asked
+    (``0 <= pos <= endpos <= len(text)``)."""
     search = comp.search
     if search is None or not isinstance(text, bytes):
         count = comp.regex.groups
@@ -581,7 +674,10 @@ def _match_spans(
     if pos > endpos:
         return
     while True:
-        spans = search(_UNANCHORED, text, pos, endpos)
+        if first is not None:
+            spans, first = first, None
+        else:
+            spans = search(_UNANCHORED, text, pos, endpos)
         whole = spans[0]
         if whole == _NO_SPAN:
             return
