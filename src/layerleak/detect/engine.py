@@ -281,8 +281,10 @@ class Engine:
             self._last_plain = self._any_path_in is None or path is None or not self._any_path_in(path)
         plain = self._last_plain
         # Hits grouped by keyword (the automaton's value for it: length, rule indexes), as the
-        # offsets of their last bytes.
+        # offsets of their last bytes; or by Hyperscan's number of the keyword (``direct``).
         grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        direct: dict[int, list[int]] | None = None
+        values: list[tuple[int, tuple[int, ...]]] = []  # the automaton's value of each gate keyword
         if self._unrestricted if plain else self._keyworded:
             built = "_plain_gate" if plain else "_gate"
             if len(data) <= NO_GATE_BELOW and built not in self.__dict__:
@@ -293,38 +295,44 @@ class Engine:
                 gate = self._plain_gate if plain else self._gate
                 assert gate is not None  # built for every keyword set that has keywords
                 direct = gate.hits(data)
-                if direct is not None:
-                    # The gate found the hits themselves (Hyperscan): no automaton pass.
-                    # Two keywords can share a value (same length, same rules): one list.
+                if direct:
                     values = self._gate_values(gate, plain)
-                    for ident, its_ends in direct.items():
-                        val = values[ident]
-                        ends = grouped.get(val)
-                        if ends is None:
-                            grouped[val] = its_ends
-                        else:
-                            ends.extend(its_ends)
-                else:
+                elif direct is None:
                     candidates = gate.spans(data)
                     if candidates:
                         self._walk(plain, data, candidates, grouped)
-        if not grouped and not self._always:
+        if not grouped and not direct and not self._always:
             return []  # no keyword anywhere
-        windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
+        windows: dict[int, list[tuple[int, int]]] = (
+            {i: [(0, len(data))] for i in self._always} if self._always else {}
+        )
+        # Each rule's hits: (keyword length, offsets of their last bytes) for each keyword.
         per_rule: dict[int, list[tuple[int, list[int]]]] = {}
+        if direct:
+            # The gate found the hits themselves (Hyperscan): no automaton pass. Two keywords
+            # can share a value (same length, same rules): the windows are the same whether
+            # their hits come in one list or two.
+            for ident, ends in direct.items():
+                length, idxs = values[ident]
+                for idx in idxs:
+                    its = per_rule.get(idx)
+                    if its is None:
+                        per_rule[idx] = [(length, ends)]
+                    else:
+                        its.append((length, ends))
         for (length, idxs), ends in grouped.items():
             for idx in idxs:
                 per_rule.setdefault(idx, []).append((length, ends))
         # Rules with the same keywords and window size have the same windows (the generic
         # rules share a dozen common keywords): they are built once.
         shared: dict[int, list[tuple[int, int]]] = {}
-        kinds, n = self._window_kind, len(data)
+        kinds, n, rules, several = self._window_kind, len(data), self.rules, self._kind_members
         for idx, groups in per_rule.items():
             kind = kinds[idx]
             spans = shared.get(kind)
             if spans is None:
-                spans = _windows(groups, self.rules[idx].window, n)
-                if kind in self._kind_members:
+                spans = _windows(groups, rules[idx].window, n)
+                if kind in several:
                     spans = self._any_match(kind, data, spans)
                 shared[kind] = spans
             windows[idx] = spans
@@ -409,6 +417,8 @@ class Engine:
                             confidence=comp.rule.confidence,
                         )
                     )
+        if not found:
+            return []
         return _with_lines(data, self._unshadowed(list(found.values())))
 
     def _unshadowed(self, found: list[Match]) -> list[Match]:
@@ -417,6 +427,8 @@ class Engine:
         "hard-coded password"). An imported (gitleaks) rule's match that overlaps a built-in
         specific rule's match is dropped the same way: one secret, one finding. So is the match of
         a rule another matching rule ``supersedes`` (a shared key shape, told apart by context)."""
+        if len(found) < 2:
+            return found  # nothing for a match to overlap
         found = self._unshadowed_by(found, lambda r: r.generic, lambda r: not r.generic)
         found = self._unshadowed_by(
             found, lambda r: r.imported, lambda r: not r.generic and not r.imported
@@ -486,7 +498,9 @@ class Engine:
             for m in self._scan(buf, path):
                 if m.offset >= limit:
                     continue
-                yield dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1)
+                if base:
+                    m = dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1)
+                yield m
             if not more:
                 return
             dropped = max(0, len(buf) - OVERLAP)
