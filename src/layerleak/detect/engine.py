@@ -40,6 +40,9 @@ OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary
 LINE_CONTEXT = 1024  # characters of a match's line, each side, given to the filters
 SHORT_ENTROPY_SHARE = 0.85  # a short secret needs this share of the entropy its length allows
 MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit windows
+LITERALS_AFTER = 64  # windows a rule's regex runs in before its literals are looked for: reading
+# the regex for them costs about what compiling it does (a few hundred window searches), and most
+# rules a scan compiles see only a few windows
 NO_GATE_BELOW = 1024  # a buffer this small is walked whole: calling a gate costs about what that does,
 # and a rescan from the cache (which scans only the image's build steps) never builds a gate
 
@@ -59,7 +62,8 @@ class _Compiled:
     # None: the public finditer is used.
     search: Any | None = None
     # Found in the regex itself (detect.literals): every match holds one of these, case and all.
-    literals: tuple[bytes, ...] = ()
+    # None: not looked for yet (Engine.literals looks once the rule has had LITERALS_AFTER windows).
+    literals: tuple[bytes, ...] | None = ()
     path_in: Callable[[str], bool] | None = None  # ``path`` as a test of a file's path
     per_path: bool = False  # what it does depends on the file's path (``path``, allowlist paths)
 
@@ -110,6 +114,7 @@ class Engine:
         # Each rule's regexes are compiled the first time one of its keywords is hit: most runs
         # (a warm cache, a small image) need a few of them, and compiling all costs 0.2 s.
         self._compiled: list[_Compiled | None] = [None] * len(self.rules)
+        self._literals_wait = [LITERALS_AFTER] * len(self.rules)  # windows left before looking
         by_keyword: dict[str, list[int]] = {}
         for idx, rule in enumerate(self.rules):
             for kw in rule.keywords:
@@ -252,6 +257,20 @@ class Engine:
             comp = self._compiled[idx] = _compile(self.rules[idx])
         return comp
 
+    def literals(self, idx: int, windows: int = LITERALS_AFTER) -> tuple[bytes, ...]:
+        """Rule ``idx``'s literals (detect.literals) once it has been given LITERALS_AFTER windows
+        (``windows`` more now); until then none (its regex runs in every window, which finds
+        exactly what it finds in the windows holding a literal)."""
+        comp = self.compiled(idx)
+        if comp.literals is not None:
+            return comp.literals
+        left = self._literals_wait[idx] = self._literals_wait[idx] - windows
+        if left > 0:
+            return ()
+        comp = self._compiled[idx] = dataclasses.replace(comp, literals=literals.required(comp.rule.regex))
+        assert comp.literals is not None
+        return comp.literals
+
     def present(self, path: str | None) -> list[Match]:
         """The file-presence matches of a file at ``path``: one per presence rule whose path
         regex matches, its secret the path, at offset 0, line 1."""
@@ -350,6 +369,8 @@ class Engine:
                 if on_path is False:
                     continue  # the rule's path does not match
             requires, needed, search = comp.requires, comp.literals, comp.search
+            if needed is None:
+                needed = self.literals(idx, len(spans))
             for lo, hi in spans:
                 # A window holding none of the rule's required strings, or none of the literals
                 # every match of its regex spells, holds no match.
@@ -528,7 +549,7 @@ def _compile(rule: Rule) -> _Compiled:
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
         search=_raw_search(regex) if binary is not None else None,
-        literals=literals.required(rule.regex) if binary is not None else (),
+        literals=None if binary is not None else (),
     )
 
 
