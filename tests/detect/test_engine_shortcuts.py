@@ -197,3 +197,25 @@ def test_literals_looked_for_late_find_what_literals_at_once_find(monkeypatch: p
     assert found > 100
     assert at_once.compiled(facebook).literals == (b"EAA",)
     assert never.compiled(facebook).literals is None
+
+
+def test_a_rules_allowlist_test_answers_as_its_search_does() -> None:
+    """The allowlist is asked with google-re2's own search call on the secret's UTF-8 bytes: the
+    same answer as ``search()``, on the rules' examples and on generated text with high bytes."""
+    rng = random.Random(9)
+    engine = Engine(RULES)
+    texts = [expand(t, rng) for r in RULES for t in (*r.examples.positive, *r.examples.negative)]
+    alphabet = "aZ09_-./:=é\xff\x00 ExAmPlE${}<>*"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(400)]
+    asked = allowed = 0
+    for idx, rule in enumerate(RULES):
+        if not rule.allowlist:
+            continue
+        comp = engine.compiled(idx)
+        assert comp.allow_in is not None and comp.allow is not None
+        for text in [*texts, *rule.allowlist]:
+            hit = comp.allow_in(text)
+            assert hit == (comp.allow.search(text) is not None), (rule.id, text)
+            asked += 1
+            allowed += hit
+    assert asked > 1000 and allowed > 10

@@ -66,6 +66,7 @@ class _Compiled:
     literals: tuple[bytes, ...] | None = ()
     path_in: Callable[[str], bool] | None = None  # ``path`` as a test of a file's path
     per_path: bool = False  # what it does depends on the file's path (``path``, allowlist paths)
+    allow_in: Callable[[str], bool] | None = None  # ``allow`` as a test of a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +130,7 @@ class Engine:
                 unrestricted[kw] = free
         paths = [r.path_regex for r in self.rules if r.path_regex]
         self._any_path = compile_checked("|".join(f"(?:{p})" for p in paths), "path") if paths else None
-        self._any_path_in = _path_test(self._any_path) if self._any_path is not None else None
+        self._any_path_in = _text_test(self._any_path) if self._any_path is not None else None
         # The automata and gates are built on the first scan (prepare()): a rescan answered
         # from the cache never needs them, and Hyperscan's compile alone takes a tenth of a second.
         if gate not in GATES:
@@ -495,7 +496,7 @@ class Engine:
         rule = comp.rule
         if len(secret) < rule.min_length:
             return False
-        if comp.allow is not None and comp.allow.search(secret):
+        if comp.allow_in is not None and comp.allow_in(secret):
             return False
         if filters.rejection(secret, context, generic=rule.generic):
             return False
@@ -534,17 +535,21 @@ def _compile(rule: Rule) -> _Compiled:
     binary = compile_latin1(rule.regex, rule.id)
     path = compile_checked(rule.path_regex, rule.id, "path") if rule.path_regex else None
     regex = binary if binary is not None else compile_checked(rule.regex, rule.id)
+    allow = (
+        compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist")
+        if rule.allowlist
+        else None
+    )
     return _Compiled(
         rule=rule,
         regex=regex,
         binary=binary is not None,
         requires=tuple(r.encode("ascii") for r in rule.requires),
-        allow=compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist")
-        if rule.allowlist
-        else None,
+        allow=allow,
         path=path,
-        path_in=_path_test(path) if path is not None else None,
+        path_in=_text_test(path) if path is not None else None,
         per_path=path is not None or bool(rule.allowlists),
+        allow_in=_text_test(allow) if allow is not None else None,
         group=_group_index(regex),
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
@@ -660,9 +665,10 @@ def _raw_search(regex: Any) -> Any | None:
     return raw.Match if _UNANCHORED is not None and raw is not None and hasattr(raw, "Match") else None
 
 
-def _path_test(regex: Any) -> Callable[[str], bool]:
-    """Whether text regex ``regex`` matches somewhere in a path: google-re2's own search call
-    on the UTF-8 bytes its search() would make of the path (no Match object), or search()."""
+def _text_test(regex: Any) -> Callable[[str], bool]:
+    """Whether text regex ``regex`` matches somewhere in a text (a path, a secret): google-re2's
+    own search call on the UTF-8 bytes its search() would make of it (no Match object and no
+    generator), or search()."""
     raw = _raw_search(regex)
     if raw is None:
         return lambda path: regex.search(path) is not None
