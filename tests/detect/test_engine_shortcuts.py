@@ -5,6 +5,8 @@ straightforward path, and literals looked for late against literals looked for a
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import random
 
 import pytest
@@ -219,3 +221,44 @@ def test_a_rules_allowlist_test_answers_as_its_search_does() -> None:
             asked += 1
             allowed += hit
     assert asked > 1000 and allowed > 10
+
+
+def _stream_as_before(engine: Engine, stream: io.BytesIO, path: str | None) -> list[object]:
+    """scan_stream as it was written before the whole-file shortcut."""
+    out: list[object] = list(engine.present(path))
+    base, base_line = 0, 1
+    buf = stream.read(engine_mod.CHUNK_SIZE)
+    while buf:
+        more = stream.read(engine_mod.CHUNK_SIZE)
+        limit = len(buf) - engine_mod.OVERLAP if more else len(buf)
+        for m in engine._scan(buf, path):
+            if m.offset < limit:
+                out.append(dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1))
+        if not more:
+            break
+        dropped = max(0, len(buf) - engine_mod.OVERLAP)
+        base_line += buf.count(b"\n", 0, dropped)
+        base += dropped
+        buf = buf[dropped:] + more
+    return out
+
+
+def test_a_stream_read_whole_or_in_chunks_finds_what_it_found_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files of one buffer (the shortcut), of exactly one and a few chunks, and empty ones."""
+    monkeypatch.setattr(engine_mod, "CHUNK_SIZE", 4096)
+    monkeypatch.setattr(engine_mod, "OVERLAP", 512)
+    engine = Engine(RULES).prepare()
+    rng = random.Random(21)
+    found = 0
+    for i in range(200):
+        data = _flood(rng)
+        if i % 4 == 0:
+            data = (data * (4096 // max(1, len(data)) + 1))[: rng.choice((4095, 4096, 4097, 8192, 9000))]
+        elif i % 4 == 1:
+            data = data * rng.randint(2, 6)
+        path = rng.choice((None, "root/.netrc", "app/config.py"))
+        got = list(engine.scan_stream(io.BytesIO(data), path))
+        assert got == _stream_as_before(engine, io.BytesIO(data), path), (len(data), path)
+        found += len(got)
+    assert found > 100
+    assert list(engine.scan_stream(io.BytesIO(b""), None)) == []

@@ -509,12 +509,19 @@ class Engine:
 
     def scan_stream(self, stream: IO[bytes], path: str | None = None) -> Iterator[Match]:
         """Scan a file of any size in bounded memory: CHUNK_SIZE at a time, OVERLAP re-read."""
+        if self._presence:
+            yield from self.present(path)
+        buf = stream.read(CHUNK_SIZE)
+        if not buf:
+            return
+        more = stream.read(CHUNK_SIZE)
+        if not more:
+            # The whole file in one buffer (most files): its matches as they are.
+            yield from self._scan(buf, path)
+            return
         base = 0  # absolute offset of buf[0]
         base_line = 1  # line number at buf[0]
-        yield from self.present(path)
-        buf = stream.read(CHUNK_SIZE)
-        while buf:
-            more = stream.read(CHUNK_SIZE)
+        while True:
             # Matches starting in the tail are found again, whole, in the next buffer.
             limit = len(buf) - OVERLAP if more else len(buf)
             for m in self._scan(buf, path):
@@ -529,6 +536,7 @@ class Engine:
             base_line += buf.count(b"\n", 0, dropped)
             base += dropped
             buf = buf[dropped:] + more
+            more = stream.read(CHUNK_SIZE)
 
 
 def _compile(rule: Rule) -> _Compiled:
