@@ -306,8 +306,8 @@ class FileTar(tarfile.TarFile):
             return b"".join(parts)
         if self._buffer is None:
             self._buffer = bytearray(WINDOW)
-        got = os.preadv(self.fd, [self._buffer], at)
-        self._window = window = memoryview(self._buffer)[:got]
+        filled = os.preadv(self.fd, [self._buffer], at)
+        self._window = window = memoryview(self._buffer)[:filled]
         self._window_at = at
         return window[:n].tobytes()
 
