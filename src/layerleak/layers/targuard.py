@@ -17,6 +17,7 @@ import os
 import re
 import struct
 import tarfile
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any, ClassVar, cast
 
@@ -52,6 +53,13 @@ def _octal(field: bytes) -> int:
     return int(field.rstrip(b"\x00 "), 8)
 
 
+def _byte_sum(buf: bytes | bytearray) -> int:
+    """``sum(buf)`` of a header block, five times faster: Adler-32's first sum is one plus the sum
+    of the bytes modulo 65521, and each half of a block sums to at most 256 * 255 = 65280."""
+    view = memoryview(buf)
+    return (zlib.adler32(view[:256]) & 0xFFFF) + (zlib.adler32(view[256:]) & 0xFFFF) - 2
+
+
 def _usual_header(cls: type[tarfile.TarInfo], buf: bytes | bytearray, encoding: str, errors: str) -> Any:
     """What ``tarfile.TarInfo.frombuf`` makes of an ordinary header (the usual octal numbers, the
     unsigned checksum right, not old GNU sparse), in a third of its time; None for any other
@@ -63,12 +71,12 @@ def _usual_header(cls: type[tarfile.TarInfo], buf: bytes | bytearray, encoding: 
      devmajor, devminor, prefix) = _FIELDS.unpack_from(buf)
     try:
         recorded = _octal(chksum)
+        if recorded != 256 + _byte_sum(buf) - sum(chksum) or kind == tarfile.GNUTYPE_SPARSE:
+            return None
         numbers = _octal(mode), _octal(uid), _octal(gid), _octal(size), _octal(mtime)
         major = _octal(devmajor) if devmajor.strip(b"\x00") else 0
         minor = _octal(devminor) if devminor.strip(b"\x00") else 0
     except ValueError:
-        return None
-    if recorded != 256 + sum(buf) - sum(chksum) or kind == tarfile.GNUTYPE_SPARSE:
         return None
     nts: Any = _tar.nts
     obj: Any = cls()
@@ -76,11 +84,12 @@ def _usual_header(cls: type[tarfile.TarInfo], buf: bytes | bytearray, encoding: 
     obj.mode, obj.uid, obj.gid, obj.size, obj.mtime = numbers
     obj.chksum = recorded
     obj.type = kind
-    obj.linkname = nts(linkname, encoding, errors)
-    obj.uname = nts(uname, encoding, errors)
-    obj.gname = nts(gname, encoding, errors)
+    # the fields most headers leave empty (a NUL first) are "" to nts too, without its decode
+    obj.linkname = nts(linkname, encoding, errors) if linkname[0] else ""
+    obj.uname = nts(uname, encoding, errors) if uname[0] else ""
+    obj.gname = nts(gname, encoding, errors) if gname[0] else ""
     obj.devmajor, obj.devminor = major, minor
-    before = nts(prefix, encoding, errors)
+    before = nts(prefix, encoding, errors) if prefix[0] else ""
     if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
         obj.type = tarfile.DIRTYPE  # old V7 directory
     if obj.isdir():
