@@ -20,7 +20,7 @@ from layerleak.entries import pubkeys
 if TYPE_CHECKING:
     from conftest import Layerleak
 
-MISSING = [tool for tool in ("openssl", "ssh-keygen") if shutil.which(tool) is None]
+MISSING = [tool for tool in ("openssl", "ssh-keygen", "keytool") if shutil.which(tool) is None]
 if MISSING:  # pragma: no cover - both are documented test tools
     if os.environ.get("CI"):
         raise RuntimeError(f"{MISSING} required under CI")
@@ -161,3 +161,33 @@ def test_a_private_key_of_an_algorithm_cryptography_does_not_know_has_no_id() ->
     assert scan.error is None
     assert "/etc/gost.pem" in {h.path for h in scan.hits}
     assert scan.files_scanned == 3
+
+
+def test_certificates_with_a_negative_serial_number_print_no_warning(
+    tmp_path: Path, layerleak: Layerleak
+) -> None:
+    """Debian's Java trust store holds a CA certificate with a negative serial number, which
+    cryptography loads with a deprecation warning: a scan's stderr must not carry Python warnings
+    (a file and line of our source, the library's text), in any container the certificate is in."""
+    d = tmp_path / "neg"
+    d.mkdir()
+    key, pem = str(d / "k.pem"), str(d / "c.pem")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-subj", "/CN=negative",
+        "-days", "2", "-set_serial", "-5", "-out", pem)
+    run("openssl", "x509", "-in", pem, "-outform", "DER", "-out", str(d / "c.der"))
+    run("openssl", "pkcs12", "-export", "-inkey", key, "-in", pem, "-passout", "pass:changeit",
+        "-out", str(d / "c.p12"))
+    run("keytool", "-importcert", "-noprompt", "-alias", "neg", "-file", pem, "-keystore", str(d / "c.jks"),
+        "-storetype", "jks", "-storepass", "changeit")
+    names = {"ca.pem": "c.pem", "ca.der": "c.der", "ca.p12": "c.p12", "cacerts": "c.jks"}
+    files = [handmade.file(f"certs/{n}", (d / f).read_bytes()) for n, f in names.items()]
+    layer = handmade.layer_tar([handmade.directory("certs"), *files])
+    image = handmade.LegacyImage(["neg:1"], [layer], handmade.image_config([layer], [{"created_by": "COPY"}]))
+    archive = tmp_path / "neg.tar"
+    handmade.write_docker_archive(archive, [image])
+    for jobs in ("1", "2"):
+        done = layerleak("scan", f"docker-archive:{archive}", "--format", "json", "--no-progress",
+                         "--no-cache", "-j", jobs, "--min-confidence", "low")
+        assert done.returncode == 1, done.describe()  # the PKCS#12 file's private key
+        assert "Warning" not in done.stderr and "keystores.py" not in done.stderr, done.stderr
+        assert any(f["path"] == "/certs/ca.p12" for f in done.report["findings"])

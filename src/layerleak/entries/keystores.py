@@ -161,7 +161,9 @@ def _open_pkcs12(data: bytes) -> tuple[str, PrivateKeyTypes | None, list[x509.Ce
         tries: tuple[bytes | None, ...] = (None, b"") if password == "" else (password.encode(),)
         for attempt in tries:
             try:
-                key, cert, extra = pkcs12.load_key_and_certificates(data, attempt)
+                with warnings.catch_warnings():  # cryptography's deprecation notes on odd certificates
+                    warnings.simplefilter("ignore")
+                    key, cert, extra = pkcs12.load_key_and_certificates(data, attempt)
             except (ValueError, TypeError, NotImplementedError):
                 continue
             return password, key, [c for c in (cert, *extra) if c is not None]
@@ -217,7 +219,9 @@ def certificates(data: bytes) -> list[x509.Certificate]:
         out = []
         for der in ders:
             try:
-                out.append(x509.load_der_x509_certificate(bytes(der)))
+                with warnings.catch_warnings():  # a non-positive serial number: a deprecation note
+                    warnings.simplefilter("ignore")
+                    out.append(x509.load_der_x509_certificate(bytes(der)))
             except (ValueError, TypeError):
                 continue
         return out
