@@ -14,7 +14,6 @@ import contextlib
 import io
 import random
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -385,7 +384,6 @@ def test_real_layers_read_the_same(leaky_image: Built, tmp_path: Path, monkeypat
 
     path = leaky_image.path("leaky", "docker-archive")
     source = TarArchiveSource("fixture", str(path), None, None)
-    read: Callable[[Path, int], list[object]] = both
     layers = members = 0
     for image in source.images():
         for ref in image.layers:
@@ -395,7 +393,7 @@ def test_real_layers_read_the_same(leaky_image: Built, tmp_path: Path, monkeypat
                 f.seek(loc.offset)
                 if f.read(2) == b"\x1f\x8b":
                     continue
-            rows = read(Path(loc.path), loc.offset)
+            rows = both(Path(loc.path), loc.offset)
             assert not any(row[0] in ("error", "open") for row in rows)  # type: ignore[index]
             _scan_both(monkeypatch, Path(loc.path), loc.offset, None, engine)
             layers += 1
