@@ -169,7 +169,7 @@ def _walk(
         tar, origin, fd = targuard.open_stream(stream, limits), 0, None
     else:  # offsets are then the file's own
         fd, origin = region
-        tar = targuard.open_seekable(stream, limits)
+        tar = targuard.open_seekable(stream, limits, fd, FILE_HEAD)
     repos = gitrepo.Collector()  # git object databases, read at the end of the layer
     try:
         for member in targuard.members(tar, limits):
