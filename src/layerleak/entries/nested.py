@@ -31,6 +31,7 @@ import gzip
 import io
 import lzma
 import posixpath
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -56,7 +57,7 @@ from layerleak.detect.engine import CHUNK_SIZE, Engine
 from layerleak.entries import keystores
 from layerleak.entries.decoders import scan_leaf
 from layerleak.entries.limits import DEFAULT_LIMITS, MIB, Budget, Cut, Limited, Limits, ended
-from layerleak.entries.streams import Counting, Prefixed, Reader, read_up_to
+from layerleak.entries.streams import ENDED, Counting, Prefixed, Reader, read_up_to
 
 if TYPE_CHECKING:  # gitrepo scans blobs with content, which imports this module
     from layerleak.entries.gitrepo import Collector
@@ -225,19 +226,37 @@ class _FileScan:
                 if not ended(rest):
                     self.budget.note(f"{where}: zip is corrupt ({exc}); not scanned")
                 return
+            # A zip held in memory: its small members are read straight from its buffer
+            # (_member_bytes), without zipfile's reader machinery, when that gives their bytes
+            # exactly; released before the spool closes.
+            view = spool.getbuffer() if LEAN_ZIP_MEMBERS and isinstance(spool, io.BytesIO) else None
             git = _Git(self, base)
-            with archive:
-                try:
+            worktree = git.worktree
+            budget = self.budget
+            try:
+                with archive:
                     for info in archive.infolist():
                         name = _member_name(info.filename or "(unnamed)")
                         child = join(base, name)
-                        self.budget.entry(child)
+                        budget.entry(child)
                         if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
                             continue
-                        yield from git.seen(name, self._zip_member(archive, info, child, name, depth, git))
+                        data = None if view is None else _member_bytes(view, info, name, budget)
+                        if data is None:
+                            found = self._zip_member(archive, info, child, name, depth, git)
+                        else:  # read whole under the budget, as _zip_member's Limited would have
+                            budget.expanded += len(data)
+                            drained = Limited(ENDED, budget, _zero, child, READ_ERRORS)
+                            drained.count = len(data)
+                            found = self.content(child, child, _basename(name), data, drained, depth + 1)
+                        for hit in found:  # what _Git.seen records, without its generator
+                            worktree.add(("/" + name, hit[1].rule_id, hit[1].secret))
+                            yield hit
                     yield from git.finish()
-                finally:
-                    git.close()
+            finally:
+                git.close()
+                if view is not None:
+                    view.release()
 
     def _zip_member(
         self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, child: str, name: str, depth: int, git: _Git
@@ -351,3 +370,73 @@ def _member_name(name: str) -> str:
     if not name.isascii():  # undecodable bytes as \xNN text, as layers/walk.py does
         name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name).lstrip("/") or name
+
+
+LEAN_ZIP_MEMBERS = True  # tests turn it off to compare with zipfile's reader on the same input
+
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # a zip local file header (zipfile's structFileHeader)
+_LOCAL_MAGIC = b"PK\x03\x04"
+_FLAG_ENCRYPTED, _FLAG_PATCHED, _FLAG_STRONG, _FLAG_UTF8 = 1 << 0, 1 << 5, 1 << 6, 1 << 11
+
+
+def _zero() -> int:
+    return 0
+
+
+def _basename(name: str) -> str:
+    return name[name.rfind("/") + 1 :]
+
+
+def _member_bytes(view: memoryview, info: zipfile.ZipInfo, name: str, budget: Budget) -> bytes | None:
+    """A zip member's bytes read straight from the zip's buffer, when that is exactly what
+    zipfile's reader under a :class:`Limited` gives for it: a member that is no git object file,
+    stored or deflated, not encrypted, with the local header and name zipfile checks, at most
+    ``ratio_floor`` bytes (so one read of CHUNK_SIZE has it all and the ratio check cannot
+    fire), within what is left of the expansion budget, whose inflated length and CRC-32 are the
+    ones the directory records. Anything else (None) goes through zipfile, whose errors and
+    notes are then the same as ever: this path never notes, and changes the budget only when it
+    returns bytes (its caller then counts them)."""
+    size = info.file_size
+    limits = budget.limits
+    if (
+        size > limits.ratio_floor
+        or budget.spent
+        or budget.expanded + size > limits.max_expanded_bytes
+        or info.flag_bits & (_FLAG_ENCRYPTED | _FLAG_PATCHED | _FLAG_STRONG)
+        or ".git/" in name
+    ):
+        return None
+    method = info.compress_type
+    if method != zipfile.ZIP_DEFLATED and method != zipfile.ZIP_STORED:
+        return None
+    at = info.header_offset
+    if at < 0 or at + _LOCAL.size > len(view):
+        return None
+    header = _LOCAL.unpack_from(view, at)
+    if header[0] != _LOCAL_MAGIC:
+        return None
+    start = at + _LOCAL.size + header[10] + header[11]
+    end = start + info.compress_size
+    if end > len(view):
+        return None
+    try:
+        stored = bytes(view[at + _LOCAL.size : at + _LOCAL.size + header[10]])
+        named = stored.decode("utf-8") if header[3] & _FLAG_UTF8 else stored.decode("cp437")
+    except UnicodeDecodeError:
+        return None
+    if named != info.orig_filename:
+        return None
+    if method == zipfile.ZIP_STORED:
+        if info.compress_size != size:
+            return None
+        data = bytes(view[start:end])
+    else:
+        try:
+            data = zlib.decompressobj(-15).decompress(view[start:end], size + 1)
+        except zlib.error:
+            return None
+        if len(data) != size:
+            return None
+    if zlib.crc32(data) != info.CRC:
+        return None
+    return data
