@@ -117,8 +117,13 @@ def _pem() -> tuple[bytes, bytes]:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lean-path test")])
         now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
         cert = (
-            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
             .sign(key, hashes.SHA256())
         )
         pem = key.private_bytes(
@@ -198,9 +203,13 @@ def test_names_utf8_cp437_and_lying_headers(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_bad_crc_encrypted_and_other_methods(monkeypatch: pytest.MonkeyPatch) -> None:
     line = _line()
-    entries = [("crc.txt", line, zipfile.ZIP_DEFLATED), ("enc.txt", line, zipfile.ZIP_STORED),
-               ("b.txt", line, zipfile.ZIP_BZIP2), ("l.txt", line, zipfile.ZIP_LZMA),
-               ("ok.txt", line, zipfile.ZIP_DEFLATED)]
+    entries = [
+        ("crc.txt", line, zipfile.ZIP_DEFLATED),
+        ("enc.txt", line, zipfile.ZIP_STORED),
+        ("b.txt", line, zipfile.ZIP_BZIP2),
+        ("l.txt", line, zipfile.ZIP_LZMA),
+        ("ok.txt", line, zipfile.ZIP_DEFLATED),
+    ]
     data = bytearray(_zip(entries))
     for name, field, value in ((b"crc.txt", 16, b"\x00\x00\x00\x00"), (b"enc.txt", 8, b"\x01\x00")):
         cd = data.find(b"PK\x01\x02" + bytes(0))
@@ -285,9 +294,29 @@ def test_spooled_to_disk_and_randomly_damaged_zips(monkeypatch: pytest.MonkeyPat
 
 
 def test_member_names_are_normalised_as_before() -> None:
-    names = ["a/b.txt", "./a", "a/./b", "a//b", "/abs/x", "a/../b", "..", ".", "", "a/", "x/.hidden",
-             ".git/x",
-             "a\\b", "caf\udce9", "ü/x", "a/b/..", "a/.", "...", "a/...b", "//", "a/b/"]
+    names = [
+        "a/b.txt",
+        "./a",
+        "a/./b",
+        "a//b",
+        "/abs/x",
+        "a/../b",
+        "..",
+        ".",
+        "",
+        "a/",
+        "x/.hidden",
+        ".git/x",
+        "a\\b",
+        "caf\udce9",
+        "ü/x",
+        "a/b/..",
+        "a/.",
+        "...",
+        "a/...b",
+        "//",
+        "a/b/",
+    ]
     for name in names:
         expected = posixpath.normpath("/" + name).lstrip("/") or name
         if not name.isascii():
@@ -297,8 +326,16 @@ def test_member_names_are_normalised_as_before() -> None:
 
 def test_text_encoding_and_binary_tests_unchanged() -> None:
     rng = random.Random(7)
-    samples = [b"", b"abc", bytes(600), b"\xff\xfe" + b"a\x00" * 100, b"\xfe\xff" + b"\x00a" * 100,
-               b"a\x00" * 300, b"\x00a" * 300, b"a\x00" * 20 + b"bb" * 200]
+    samples = [
+        b"",
+        b"abc",
+        bytes(600),
+        b"\xff\xfe" + b"a\x00" * 100,
+        b"\xfe\xff" + b"\x00a" * 100,
+        b"a\x00" * 300,
+        b"\x00a" * 300,
+        b"a\x00" * 20 + b"bb" * 200,
+    ]
     alphabet = (0, 0, 65, 97, 10, 200)
     samples += [bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 700))) for _ in range(300)]
     for s in samples:
@@ -328,3 +365,174 @@ def _text_encoding_before(head: bytes) -> str | None:
         return "utf-16-be"
     return None
 
+
+# --- the layer file itself: the plain-file path against the general one -------------------------
+
+
+def _general(path: str, first: bytes, rest: Any, budget: Budget) -> list[tuple[Any, ...]]:
+    """scan_file as it was: every file through _FileScan.content, its rest behind a _Guard."""
+    scan = nested._FileScan(ENGINE, path, budget)
+    out = []
+    try:
+        for inner, m in scan.content(None, None, posixpath.basename(path), first, nested._Guard(rest), 0):
+            out.append((inner, m.rule_id, m.secret, m.offset, m.line, m.confidence))
+    except nested.OuterFailure as failure:
+        raise failure.error from None
+    except nested.Cut as cut:
+        budget.note(cut.message)
+    return out
+
+
+def _lean(path: str, first: bytes, rest: Any, budget: Budget, whole: bool) -> list[tuple[Any, ...]]:
+    base = posixpath.basename(path)
+    return [
+        (inner, m.rule_id, m.secret, m.offset, m.line, m.confidence)
+        for inner, m in scan_file(ENGINE, path, first, rest, budget, base if whole else None, first[:HEAD])
+    ]
+
+
+def _both(path: str, data: bytes, chunk: int, limits: Limits = DEFAULT_LIMITS) -> list[tuple[Any, ...]]:
+    first = data[:chunk]
+    whole = len(first) == len(data)
+    results = []
+    for run in (_general, _lean):
+        budget = Budget(limits=limits)
+        rest = nested.ENDED if whole else io.BytesIO(data[chunk:])
+        found = run(path, first, rest, budget) if run is _general else run(path, first, rest, budget, whole)
+        results.append((found, budget.notes, (budget.expanded, budget.entries, budget.decoded, budget.spent)))
+    assert results[0] == results[1], path
+    return results[1][0]
+
+
+def test_layer_files_of_every_kind_whole_and_streamed() -> None:
+    kinds = _kinds() | {
+        "big.jar": _zip([(n, d, 8) for n, d in _kinds().items()]),
+        "layer.tgz": gzip.compress(_tar({"etc/x.conf": _line()}), mtime=0),
+        "store.jks": b"\xfe\xed\xfe\xed" + bytes(64),
+        "der.bin": b"\x30\x82\x01\x00\x02\x01\x00\x30" + bytes(300),
+        "media.mp4": b"\x00\x00\x00\x18ftypmp42" + _line(),
+    }
+    total = 0
+    for name, data in kinds.items():
+        for chunk in (len(data), 1024, 4096):
+            total += len(_both(f"/srv/{name}", data, chunk))
+    assert total > 30
+
+
+def test_a_failing_layer_stream_fails_the_same_way() -> None:
+    class Broken(io.RawIOBase):
+        def read(self, n: int = -1, /) -> bytes:
+            raise OSError("the layer broke off")
+
+    for data in (_line() * 200, gzip.compress(_line() * 2000, mtime=0), _zip([("a.txt", _line() * 9000, 8)])):
+        errors = []
+        for run in (_general, lambda p, f, r, b: _lean(p, f, r, b, False)):
+            with pytest.raises(OSError) as caught:
+                run("/x", data[:512], Broken(), Budget())
+            errors.append((type(caught.value), str(caught.value)))
+        assert errors[0] == errors[1] == [(OSError, "the layer broke off")][0]
+
+
+def test_public_keys_credential_kinds_and_package_databases_with_a_known_name() -> None:
+    from layerleak.entries import credfiles, provenance, pubkeys
+
+    key, cert = _pem()
+    paths = [
+        "/root/.ssh/authorized_keys",
+        "/etc/ssl/cert.pem",
+        "/a/key.pub",
+        "/root/.netrc",
+        "/app/.env",
+        "/x/application-prod.yml",
+        "/var/lib/dpkg/status",
+        "/var/lib/dpkg/info/bash.md5sums",
+        "/usr/lib/python3/dist-packages/x-1.dist-info/RECORD",
+        "/srv/node_modules/a/package.json",
+        "/srv/node_modules/.package-lock.json",
+        "/lib/apk/db/installed",
+        "/go/pkg/mod/cache/download/x/@v/v1.ziphash",
+        "/g/specifications/r-1.gemspec",
+        "/m/repository/a/b.jar.sha1",
+        "/plain.txt",
+        "/status",
+        "/RECORD",
+    ]
+    payloads = [
+        cert,
+        cert + b"\x00",
+        b"\x30\x03\x02\x01\x00",
+        b"\xfe\xed\xfe\xed" + bytes(40),
+        b"text\n",
+        bytes(10),
+    ]
+    for path in paths:
+        base = posixpath.basename(path)
+        assert credfiles.kind_for(path, base) == credfiles.kind_for(path)
+        expected_db = bool(
+            provenance._RECORD.search(path)
+            and path.endswith("/RECORD")
+            or provenance._DPKG_MD5SUMS.match(path)
+            or path == provenance._DPKG_STATUS
+            or path in provenance._APK_INSTALLED
+            or path.endswith("/package.json")
+            and provenance._NPM_PACKAGE_JSON.search(path)
+            or path.endswith(provenance._NPM_LOCK)
+            or provenance._GO_ZIPHASH.match(path)
+            or provenance._GEMSPEC.match(path)
+            or provenance._MAVEN_SHA1.search(path)
+        )
+        assert provenance.is_package_db(path) == expected_db, path
+        for data in payloads:
+            assert pubkeys.public_keys(path, data, base) == pubkeys.public_keys(path, data)
+    assert pubkeys.public_keys("/c.pem", cert, "c.pem")  # a certificate is still found
+
+
+def test_classifiers_match_their_one_test_at_a_time_forms() -> None:
+    from layerleak.detect.classify import SKIP_MAGIC, container_kind, skip_reason
+
+    def skip_before(head: bytes) -> str | None:
+        for magic, name in SKIP_MAGIC:
+            if head.startswith(magic):
+                return name
+        if head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
+            return "riff"
+        return "mp4" if head[4:8] == b"ftyp" else None
+
+    def kind_before(head: bytes) -> str | None:
+        for magic, kind in (
+            (b"\x1f\x8b\x08", "gzip"),
+            (b"\xfd7zXZ\x00", "xz"),
+            (b"\x28\xb5\x2f\xfd", "zstd"),
+            (b"PK\x03\x04", "zip"),
+        ):
+            if head.startswith(magic):
+                return kind
+        if head.startswith(b"BZh") and head[3:4].isdigit() and head[3:4] != b"0":
+            return "bzip2"
+        return "tar" if head[257:262] == b"ustar" else None
+
+    rng = random.Random(3)
+    starts = [m for m, _ in SKIP_MAGIC] + [
+        b"RIFF\x00\x00\x00\x00WEBP",
+        b"RIFFxxxxWAVX",
+        b"\x00\x00\x00\x18ftyp",
+        b"\x1f\x8b\x08",
+        b"\x1f\x8b\x07",
+        b"BZh9",
+        b"BZh0",
+        b"BZhx",
+        b"\xfd7zXZ\x00",
+        b"\x28\xb5\x2f\xfd",
+        b"PK\x03\x04",
+        b"PK\x05\x06",
+        b"",
+        b"G",
+        b"ftyp",
+    ]
+    heads = [
+        s + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 40))) for s in starts for _ in range(5)
+    ]
+    heads += [_tar({"a": b"x"})[:HEAD], (b"x" * 257 + b"ustar")[:HEAD], b"x" * 259 + b"ustar"]
+    for head in heads:
+        assert skip_reason(head) == skip_before(head), head
+        assert container_kind(head) == kind_before(head), head

@@ -114,15 +114,46 @@ def join(inner: str | None, name: str) -> str:
     return name if inner is None else f"{inner}{SEP}{name}"
 
 
-def scan_file(engine: Engine, path: str, first: bytes, rest: Reader, budget: Budget) -> Iterator[Hit]:
-    """Every (inner_path, match) in one layer file, opening what it contains."""
+def scan_file(
+    engine: Engine,
+    path: str,
+    first: bytes,
+    rest: Reader,
+    budget: Budget,
+    name: str | None = None,
+    head: bytes | None = None,
+) -> Iterator[Hit]:
+    """Every (inner_path, match) in one layer file, opening what it contains. ``name``: its file
+    name, ``head``: ``first[:HEAD]``, when the caller has them already."""
     scan = _FileScan(engine, path, budget)
+    if head is None:
+        head = first[:HEAD]
+    kind = container_kind(head)
     try:
-        yield from scan.content(None, None, posixpath.basename(path), first, _Guard(rest), 0)
+        if kind is None:
+            # A plain file, the common case: no archive reader sits between it and the layer's
+            # stream to swallow that stream's failure, so its rest needs no _Guard.
+            if _may_be_keystore(head):  # a binary key container: read it whole
+                first, whole = read_up_to(first, rest, keystores.MAX_CONTAINER)
+                if whole:
+                    yield from keystores.scan(first)
+            yield from scan_leaf(engine, path, first, rest, budget)  # its markers are inner paths
+        else:
+            name = _basename(path) if name is None else name
+            guarded = rest if rest is ENDED else _Guard(rest)  # a file read whole cannot fail
+            yield from scan.container(kind, None, None, name, first, guarded, 0)
     except OuterFailure as failure:
         raise failure.error from None
     except Cut as cut:  # the file's entry budget is spent
         budget.note(cut.message)
+
+
+def _may_be_keystore(head: bytes) -> bool:
+    """keystores.is_candidate, after the test it starts with (a DER SEQUENCE or a Java store magic)."""
+    return (head[:1] == b"\x30" or head[:4] in _STORE_MAGIC) and keystores.is_candidate(head)
+
+
+_STORE_MAGIC = (keystores.JKS_MAGIC, keystores.JCEKS_MAGIC)
 
 
 class _FileScan:
@@ -142,13 +173,19 @@ class _FileScan:
             if depth and skip_reason(head):
                 return  # media inside an archive: nothing readable
             rule_path = self.path if inner is None else f"{self.path}{SEP}{inner}"
-            if keystores.is_candidate(head):  # a binary key container: read it whole
+            if _may_be_keystore(head):  # a binary key container: read it whole
                 first, whole = read_up_to(first, rest, keystores.MAX_CONTAINER)
                 for box, m in keystores.scan(first) if whole else ():
                     yield join(inner, box), m
             for marker, m in scan_leaf(self.engine, rule_path, first, rest, self.budget):
                 yield (inner if marker is None else join(inner, marker)), m
             return
+        yield from self.container(kind, inner, base, name, first, rest, depth)
+
+    def container(
+        self, kind: str, inner: str | None, base: str | None, name: str, first: bytes, rest: Reader,
+        depth: int,
+    ) -> Iterator[Hit]:
         if depth >= self.budget.limits.max_depth:
             self.budget.note(
                 f"{inner or 'this file'}: {kind} nested more than {self.budget.limits.max_depth} "
@@ -203,7 +240,7 @@ class _FileScan:
                         continue
                     head = f.read(CHUNK_SIZE)
                     child = join(base, name)
-                    found = self.content(child, child, posixpath.basename(name), head, f, depth + 1)
+                    found = self.content(child, child, _basename(name), head, f, depth + 1)
                     yield from git.seen(name, found)
             except (tarfile.TarError, EOFError, zlib.error) as exc:
                 if not ended(rest):  # else the stream it came from said why it ended
@@ -273,7 +310,7 @@ class _FileScan:
                 return
             head = plain.read(CHUNK_SIZE)
             if head:
-                yield from self.content(child, child, posixpath.basename(name), head, plain, depth + 1)
+                yield from self.content(child, child, _basename(name), head, plain, depth + 1)
 
     def _spool(self, where: str, first: bytes, rest: Reader) -> IO[bytes] | None:
         """The whole zip, seekable: in memory up to ``zip_memory``, then in an unnamed
@@ -367,6 +404,15 @@ def _strip(name: str, kind: str) -> str:
 
 
 def _member_name(name: str) -> str:
+    if (
+        name.isascii()
+        and name
+        and not name.startswith(("/", "."))
+        and not name.endswith("/")
+        and "/." not in name
+        and "//" not in name
+    ):
+        return name  # no ".", ".." or empty component, no slash to strip: normpath keeps it
     if not name.isascii():  # undecodable bytes as \xNN text, as layers/walk.py does
         name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name).lstrip("/") or name

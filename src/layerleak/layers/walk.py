@@ -243,7 +243,7 @@ def _visit(
     whole = member.size <= len(first)
     rest = ENDED if whole else f
     notes: list[str] = []
-    reason, matches = scan_entry(path, first, rest, engine, notes)  # type: ignore[arg-type]
+    reason, matches = scan_entry(path, first, rest, engine, notes, base)  # type: ignore[arg-type]
     if reason is not None:
         result.skipped[reason] = result.skipped.get(reason, 0) + 1
         return
@@ -259,7 +259,7 @@ def _visit(
             break
         key_id = pubkeys.private_key_id(match.secret)
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
-    for fp, kind, detail in pubkeys.public_keys(path, first):
+    for fp, kind, detail in pubkeys.public_keys(path, first, base):
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
     if len(result.hits) > hits_before:
         if hashing is not None:
