@@ -40,9 +40,10 @@ def _run(path: str, data: bytes, limits: Limits) -> Outcome:
     budget = Budget(limits=limits)
     stream = io.BytesIO(data)
     first = stream.read(8 * MIB)
+    rest = nested.ENDED if len(first) == len(data) else stream  # as the layer walk hands it on
     hits = [
         (inner, m.rule_id, m.secret, m.offset, m.line, m.confidence)
-        for inner, m in scan_file(ENGINE, path, first, stream, budget)
+        for inner, m in scan_file(ENGINE, path, first, rest, budget)
     ]
     return hits, budget.notes, (budget.expanded, budget.entries, budget.decoded, budget.spent)
 
@@ -51,8 +52,10 @@ def _same_both_ways(
     monkeypatch: pytest.MonkeyPatch, path: str, data: bytes, limits: Limits = DEFAULT_LIMITS
 ) -> Outcome:
     monkeypatch.setattr(nested, "LEAN_ZIP_MEMBERS", False)
+    monkeypatch.setattr(nested, "LEAN_GZIP", False)
     general = _run(path, data, limits)
     monkeypatch.setattr(nested, "LEAN_ZIP_MEMBERS", True)
+    monkeypatch.setattr(nested, "LEAN_GZIP", True)
     taken = _count(monkeypatch)
     lean = _run(path, data, limits)
     assert lean == general
@@ -536,3 +539,97 @@ def test_classifiers_match_their_one_test_at_a_time_forms() -> None:
     for head in heads:
         assert skip_reason(head) == skip_before(head), head
         assert container_kind(head) == kind_before(head), head
+
+
+# --- a whole gzip file: one inflate against GzipFile --------------------------------------------
+
+
+def _gzip_header(
+    flags: int, extra: bytes = b"", fname: bytes = b"", comment: bytes = b"", hcrc: bool = False
+) -> bytes:
+    head = b"\x1f\x8b\x08" + bytes([flags]) + bytes(4) + b"\x00\xff"
+    if flags & 4:
+        head += struct.pack("<H", len(extra)) + extra
+    if flags & 8:
+        head += fname + b"\x00"
+    if flags & 16:
+        head += comment + b"\x00"
+    if flags & 2:
+        crc = zlib.crc32(head) & 0xFFFF
+        head += struct.pack("<H", crc if hcrc else crc ^ 0x5A5A)
+    return head
+
+
+def _gzip_raw(header: bytes, plain: bytes, crc: int | None = None, size: int | None = None) -> bytes:
+    comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = comp.compress(plain) + comp.flush()
+    crc = zlib.crc32(plain) if crc is None else crc
+    return header + body + struct.pack("<II", crc, (len(plain) if size is None else size) & 0xFFFFFFFF)
+
+
+def _gzips() -> dict[str, bytes]:
+    line = _line()
+    one = gzip.compress(line, mtime=0)
+    return {
+        "plain.gz": one,
+        "empty.gz": gzip.compress(b"", mtime=0),
+        "named.gz": _gzip_raw(_gzip_header(8 | 4 | 16, b"ab\x01\x00zz", b"orig.txt", b"a comment"), line),
+        "hcrc-good.gz": _gzip_raw(_gzip_header(2 | 8, fname=b"x", hcrc=True), line),
+        "hcrc-bad.gz": _gzip_raw(_gzip_header(2 | 8, fname=b"x", hcrc=False), line),
+        "reserved-flag.gz": _gzip_raw(_gzip_header(0x20), line),
+        "bad-crc.gz": _gzip_raw(_gzip_header(0), line, crc=1),
+        "bad-size.gz": _gzip_raw(_gzip_header(0), line, size=len(line) + 1),
+        "two-members.gz": one + gzip.compress(_line(), mtime=0),
+        "zero-padded.gz": one + bytes(7),
+        "garbage-after.gz": one + b"garbage",
+        "truncated.gz": one[:-6],
+        "cut-in-deflate.gz": gzip.compress(line * 300, mtime=0)[:60],
+        "tar.gz": gzip.compress(_tar({"etc/a.conf": line}), mtime=0),
+        "zip-in.gz": gzip.compress(_zip([("a.txt", line, 8)]), mtime=0),
+        "gz-in.gz": gzip.compress(one, mtime=0),
+        "floor.gz": gzip.compress(bytes(MIB - len(line)) + line, mtime=0),
+        "floor+1.gz": gzip.compress(bytes(MIB + 1 - len(line)) + line, mtime=0),
+        "big.gz": gzip.compress(bytes(3 * MIB) + line, mtime=0),
+        "random.gz": gzip.compress(random.Random(1).randbytes(50_000) + line, mtime=0),
+    }
+
+
+def test_whole_gzip_files_as_layer_files_and_as_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    gzips = _gzips()
+    for name, data in gzips.items():
+        for limits in (
+            DEFAULT_LIMITS,
+            Limits(max_expanded_bytes=MIB // 2),
+            Limits(max_expanded_bytes=len(_line())),
+        ):
+            _same_both_ways(monkeypatch, f"/var/log/{name}", data, limits)
+    taken = _count_gzip(monkeypatch)
+    _run("/var/log/plain.gz", gzips["plain.gz"], DEFAULT_LIMITS)
+    assert taken == [1]
+    for method in (0, 8):
+        archive = _zip([(n, d, method) for n, d in gzips.items()])
+        hits, notes, _ = _same_both_ways(monkeypatch, "/a.zip", archive)
+        assert any(h[0] == "named.gz!/named" for h in hits) and any("CRC check failed" in n for n in notes), (
+            hits,
+            notes,
+        )
+        _same_both_ways(monkeypatch, "/a.zip", archive, Limits(max_expanded_bytes=2 * MIB))
+    tar = _tar(gzips)
+    _same_both_ways(monkeypatch, "/a.tar", tar)
+    streamed = gzips["plain.gz"] * 1
+    budget = Budget()
+    found = list(scan_file(ENGINE, "/s.gz", streamed[:10], io.BytesIO(streamed[10:]), budget))
+    assert found and not budget.notes  # a gzip read in parts is GzipFile's, as before
+
+
+def _count_gzip(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    taken = [0]
+    real = nested._whole_gzip
+
+    def counting(*args: Any) -> bytes | None:
+        got = real(*args)
+        taken[0] += got is not None
+        return got
+
+    monkeypatch.setattr(nested, "_whole_gzip", counting)
+    return taken

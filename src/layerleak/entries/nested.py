@@ -209,8 +209,18 @@ class _FileScan:
         rest: Reader,
         depth: int,
     ) -> Iterator[Hit]:
-        source = Counting(Prefixed(first, rest))
         where = f"{inner or 'this file'} ({kind})"
+        if kind == GZIP and LEAN_GZIP and _drained(rest):
+            data = _whole_gzip(first, self.budget)
+            if data is not None:  # read whole under the budget, as the Limited below would have
+                if data:
+                    self.budget.expanded += len(data)
+                    drained = Limited(ENDED, self.budget, _zero, where, READ_ERRORS)
+                    drained.count = len(data)
+                    child = _strip(name, kind)
+                    yield from self.content(join(inner, child), base, child, data, drained, depth + 1)
+                return
+        source = Counting(Prefixed(first, rest))
         inflate = _decompressor(kind, source, self.budget.limits)
         plain = Limited(inflate, self.budget, lambda: source.count, where, READ_ERRORS)
         child = _strip(name, kind)
@@ -418,7 +428,8 @@ def _member_name(name: str) -> str:
     return posixpath.normpath("/" + name).lstrip("/") or name
 
 
-LEAN_ZIP_MEMBERS = True  # tests turn it off to compare with zipfile's reader on the same input
+LEAN_ZIP_MEMBERS = True  # tests turn these off to compare with the general readers on the same input
+LEAN_GZIP = True
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # a zip local file header (zipfile's structFileHeader)
 _LOCAL_MAGIC = b"PK\x03\x04"
@@ -486,3 +497,30 @@ def _member_bytes(view: memoryview, info: zipfile.ZipInfo, name: str, budget: Bu
     if zlib.crc32(data) != info.CRC:
         return None
     return data
+
+
+def _drained(rest: Reader) -> bool:
+    """Whether nothing follows ``first``: a file read whole, or a member read whole under the budget."""
+    return rest is ENDED or (isinstance(rest, Limited) and rest.inner is ENDED and not rest.ended)
+
+
+def _whole_gzip(data: bytes, budget: Budget) -> bytes | None:
+    """The content of ``data``, a whole gzip file, when that is exactly what GzipFile under a
+    :class:`Limited` gives for it: one member, nothing after it, its header, CRC-32 and length
+    checked by zlib (which accepts no header GzipFile refuses), at most ``ratio_floor`` bytes
+    (one read of CHUNK_SIZE has it all; the ratio check cannot fire), within what is left of
+    the expansion budget. Else None, and GzipFile reads it, with its notes; this never notes
+    and never spends."""
+    limits = budget.limits
+    if budget.spent:
+        return None
+    inflate = zlib.decompressobj(31)
+    try:
+        out = inflate.decompress(data, limits.ratio_floor + 1)
+    except zlib.error:
+        return None
+    if not inflate.eof or inflate.unused_data or len(out) > limits.ratio_floor:
+        return None
+    if budget.expanded + len(out) > limits.max_expanded_bytes:
+        return None
+    return out
