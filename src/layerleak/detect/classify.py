@@ -84,12 +84,13 @@ def text_encoding(head: bytes) -> str | None:
         return "utf-16-le"
     if head.startswith(b"\xfe\xff"):
         return "utf-16-be"
-    sample = head[: HEAD & ~1]
-    if len(sample) < 32:
+    size = min(len(head), HEAD & ~1)
+    if size < 32:
         return None
-    half = len(sample) // 2
-    if sample.count(0) < 0.9 * half:
+    half = size // 2
+    if head.count(0, 0, size) < 0.9 * half:
         return None  # neither half can hold 90% NULs: most files leave here, after one count
+    sample = head[:size]
     even, odd = sample[0::2], sample[1::2]
     if odd.count(0) >= 0.9 * half and even.count(0) <= 0.05 * half and _printable(even) >= 0.9:
         return "utf-16-le"

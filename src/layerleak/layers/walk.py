@@ -271,5 +271,6 @@ def _visit(
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
-    result.notes.extend((path, note) for note in notes)
+    if notes:
+        result.notes.extend((path, note) for note in notes)
 
