@@ -474,7 +474,9 @@ def _member_bytes(view: memoryview, info: zipfile.ZipInfo, name: str, budget: Bu
         return None
     start = at + _LOCAL.size + header[10] + header[11]
     end = start + info.compress_size
-    if end > len(view):
+    # Past the buffer, or past where the next member starts when zipfile knows it (the overlap
+    # check of later Pythons, which then refuse the member in ZipFile.open): zipfile decides.
+    if end > len(view) or end > (getattr(info, "_end_offset", None) or end):
         return None
     try:
         stored = bytes(view[at + _LOCAL.size : at + _LOCAL.size + header[10]])
