@@ -160,9 +160,14 @@ def registry(
     try:
         # one query says which images a finished run recorded complete: those are not even read
         recorded = db.complete_images(catalog.host, engine.ruleset, scanner())
+        images_of: dict[str, int] = {}  # a tag recorded as one image (not several platforms)
+        for name, _digest in recorded:
+            images_of[name] = images_of.get(name, 0) + 1
         with fleet_progress(not no_progress) as progress:
             summary = run_fleet(
-                catalog.walk(lambda name, digest: (name, digest) in recorded),
+                catalog.walk(
+                    lambda name, digest: (name, digest) in recorded, lambda name: images_of.get(name) == 1
+                ),
                 catalog.host,
                 engine,
                 db,

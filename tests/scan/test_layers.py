@@ -16,6 +16,7 @@ import pytest
 from conftest import Built
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import load_rules
+from layerleak.layers.scanned import LayerScan
 from layerleak.models import ImageResult
 from layerleak.scan import ScanOptions, scan_source
 from layerleak.scan.layers import THREADED_GZIP_MIN, scan_located
@@ -88,13 +89,27 @@ def test_threaded_gzip_layer_same_as_plain(tmp_path: Path, monkeypatch: pytest.M
     blob = igzip.compress(buf.getvalue())
     monkeypatch.setattr("layerleak.scan.layers.THREADED_GZIP_MIN", 1)
     assert THREADED_GZIP_MIN > 1
+    import layerleak.scan.layers as scan_layers_module
+
+    fallbacks: list[str] = []  # the threaded attempt gave up: the layer was read again, plainly
+    real = scan_layers_module.scan_located
+
+    def counted(key: str, loc: BlobLocation, engine: Engine, threaded: bool = True) -> LayerScan:
+        if not threaded:
+            fallbacks.append(key)
+        return real(key, loc, engine, threaded)
+
+    monkeypatch.setattr(scan_layers_module, "scan_located", counted)
     for name, data in (("whole", blob), ("truncated", blob[: len(blob) * 3 // 4])):
         path = tmp_path / f"{name}.gz"
         path.write_bytes(data)
         loc = BlobLocation(str(path), 0, len(data))
         plain = scan_located("k", loc, PLAIN, threaded=False)
+        fallbacks.clear()
         fast = scan_located("k", loc, FAST, threaded=True)
         assert fast == plain, name
+        # whole: inflated on the thread; truncated: the damage makes it read again without it
+        assert fallbacks == ([] if name == "whole" else ["k"]), name
         assert (plain.error is None) == (name == "whole")
         if name == "whole":
             assert {h.match.rule_id for h in plain.hits} == {"github-pat-classic"}

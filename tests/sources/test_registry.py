@@ -16,16 +16,20 @@ import hashlib
 import http.server
 import json
 import os
+import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import handmade
 import pytest
 
 import services
+from layerleak.detect.examples import expand
 from layerleak.errors import UsageError
 from layerleak.sources.registry import Reference, is_loopback, parse_reference
 from layerleak.sources.registry_auth import parse_challenge
@@ -403,11 +407,18 @@ def test_bearer_token_challenge(
 class _StaticRegistry(http.server.ThreadingHTTPServer):
     """Serves one OCI layout as repository ``img``: fails the first requests, redirects blobs."""
 
-    def __init__(self, layout: Path, failures: list[int]) -> None:
+    def __init__(self, layout: Path, failures: list[int], hold: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _StaticHandler)
         self.layout = layout
         self.failures = failures  # statuses to answer first, one per request
         self.seen: list[str] = []
+        self.hold = hold  # seconds each blob's answer waits before it is sent
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0  # blob downloads answered at once
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that stops reading a blob it has judged (a digest mismatch) is no news
 
 
 class _StaticHandler(http.server.BaseHTTPRequestHandler):
@@ -443,7 +454,15 @@ class _StaticHandler(http.server.BaseHTTPRequestHandler):
             return
         if self.path.startswith("/storage/"):
             blob = layout / "blobs/sha256" / self.path.rsplit("/", 1)[1]
-            return self._send(blob.read_bytes(), "application/octet-stream")
+            with self.server.lock:
+                self.server.in_flight += 1
+                self.server.most_in_flight = max(self.server.most_in_flight, self.server.in_flight)
+            try:
+                time.sleep(self.server.hold)
+                return self._send(blob.read_bytes(), "application/octet-stream")
+            finally:
+                with self.server.lock:
+                    self.server.in_flight -= 1
         self._send(b"", "text/plain", 404)
 
     def _send(self, body: bytes, media: str, status: int = 200) -> None:
@@ -473,6 +492,94 @@ def test_retries_on_429_and_5xx_and_follows_blob_redirects(leaky_image: Built, t
     assert run.returncode == 1, run.describe()
     assert finding_keys(run.report) == finding_keys(saved.report)
     assert sum(p.startswith("/storage/") for p in server.seen) >= 10  # every layer via the redirect
+
+
+def test_layers_stream_several_at_once_with_the_same_results(leaky_image: Built, tmp_path: Path) -> None:
+    """With two jobs, two workers each stream a layer blob at the same time (the registry holds
+    each answer a moment, so downloads that overlap are seen overlapping); the report is the
+    one-at-a-time path's, layer summaries included."""
+    layout = leaky_image.path("leaky", "oci-zstd")
+    server = _StaticRegistry(layout, [], hold=0.4)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    runs: dict[str, tuple[Run, int]] = {}
+    try:
+        target = f"docker://127.0.0.1:{server.server_address[1]}/img:latest"
+        for jobs in ("1", "2"):
+            server.most_in_flight = 0
+            run = layerleak("scan", "--no-progress", "--no-cache", "--format", "json", "-j", jobs, target,
+                            env=user_env(tmp_path / f"home-{jobs}"))
+            runs[jobs] = (run, server.most_in_flight)
+    finally:
+        server.shutdown()
+        server.server_close()
+    (one, one_at_once), (two, two_at_once) = runs["1"], runs["2"]
+    assert one.returncode == two.returncode == 1, one.describe() + two.describe()
+    assert one_at_once == 1  # what the counter sees of one download at a time
+    assert two_at_once == 2
+    assert two.report["findings"] == one.report["findings"]
+    assert [t["layers"] for t in images_of(two)] == [t["layers"] for t in images_of(one)]
+    assert [t["errors"] for t in images_of(two)] == [t["errors"] for t in images_of(one)]
+
+
+def _big_gzip_layout(root: Path, damaged: bool) -> Path:
+    """An OCI layout of two gzip layers: one of 40 MB (random bytes do not compress, so its blob
+    is over the size inflated on a second thread) holding a token, and a small one."""
+    rng = random.Random(7)
+    token = expand("GITHUB_TOKEN=ghp_{{alnum:36}}\n", rng).encode()
+    noise = handmade.file("data/noise.bin", os.urandom(40 << 20))
+    big = handmade.layer_tar([handmade.directory("data"), noise, handmade.file("data/env", token)])
+    small = handmade.layer_tar([handmade.directory("app"), handmade.file("app/.env", token)])
+    blobs = [handmade.Blob(handmade.gzipped(layer), handmade.MT_OCI_LAYER_GZIP) for layer in (big, small)]
+    config = handmade.image_config([big, small], [{"created_by": "COPY data"}, {"created_by": "COPY app"}])
+    manifest = handmade.oci_manifest(config, blobs)
+    index = {"schemaVersion": 2, "manifests": [manifest.descriptor(annotations={
+        "org.opencontainers.image.ref.name": "latest"})]}
+    files = handmade.oci_layout_files(index, [config, manifest, *blobs])
+    if damaged:  # the gzip header's MTIME: the blob still inflates, only its digest tells
+        name = f"blobs/sha256/{blobs[0].hex}"
+        data = bytearray(files[name])
+        data[4:8] = bytes(b ^ 0xFF for b in data[4:8])
+        files[name] = bytes(data)
+    handmade.write_dir(root, files)
+    return root
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_big_gzip_blob_inflated_on_a_thread_gives_the_same_report(tmp_path: Path, damaged: bool) -> None:
+    """Two jobs inflate a big gzip blob on a second thread of its worker; the report is the
+    one-at-a-time path's, and a blob that fails its digest check is reported as that path
+    reports it (fetched again and scanned without the thread)."""
+    layout = _big_gzip_layout(tmp_path / "layout", damaged)
+    manifest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    big = json.loads((layout / "blobs/sha256" / manifest.split(":")[1]).read_text())["layers"][0]["digest"]
+    server = _StaticRegistry(layout, [])
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    runs: dict[str, Run] = {}
+    fetched: dict[str, int] = {}  # downloads of the big blob
+    try:
+        target = f"docker://127.0.0.1:{server.server_address[1]}/img:latest"
+        for jobs in ("1", "2"):
+            server.seen.clear()
+            runs[jobs] = layerleak("scan", "--no-progress", "--no-cache", "--format", "json", "-j", jobs,
+                                   "--min-confidence", "low", target, env=user_env(tmp_path / f"home-{jobs}"))
+            fetched[jobs] = server.seen.count("/storage/" + big.split(":")[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+    one, two = runs["1"], runs["2"]
+    assert two.report["findings"] == one.report["findings"], two.describe()
+    assert [t["layers"] for t in images_of(two)] == [t["layers"] for t in images_of(one)]
+    if damaged:
+        line = assert_one_error_line(two, target, "layer 0", "digest mismatch")
+        assert line == assert_one_error_line(one, target)
+        assert {f["layer_index"] for f in two.report["findings"]} == {1}  # type: ignore[attr-defined]
+        assert fetched == {"1": 1, "2": 2}  # the threaded attempt failed, then the plain path read it
+    else:
+        assert two.returncode == one.returncode == 1, two.describe()
+        assert {f["layer_index"] for f in two.report["findings"]} == {0, 1}  # type: ignore[attr-defined]
+        assert fetched == {"1": 1, "2": 1}
 
 
 # --- pure parts -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import json
 import os
 import secrets
 import threading
@@ -66,8 +67,14 @@ def recorder(upstream: str, redirect_blobs: str | None = None) -> Iterator[Recor
         def log_message(self, *args: object) -> None:
             pass
 
+        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+            self._forward("HEAD")
+
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-            rec.seen.append(("GET", self.path, {k.lower(): v for k, v in self.headers.items()}))
+            self._forward("GET")
+
+        def _forward(self, method: str) -> None:
+            rec.seen.append((method, self.path, {k.lower(): v for k, v in self.headers.items()}))
             target = self.path if self.path.startswith("http://") else upstream + self.path
             if redirect_blobs and not self.path.startswith("http://") and "/blobs/" in self.path:
                 self.send_response(307)
@@ -80,7 +87,7 @@ def recorder(upstream: str, redirect_blobs: str | None = None) -> Iterator[Recor
             try:
                 hop = ("host", "proxy-connection")
                 keep = {k: v for k, v in self.headers.items() if k.lower() not in hop}
-                conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=keep)
+                conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""), headers=keep)
                 resp = conn.getresponse()
                 body = resp.read()
             finally:
@@ -91,7 +98,8 @@ def recorder(upstream: str, redirect_blobs: str | None = None) -> Iterator[Recor
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if method != "HEAD":
+                self.wfile.write(body)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", rec.port), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -134,6 +142,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory, handmade_images: Built) -> I
             services.run("skopeo", "copy", "--quiet", "--all", *reg.skopeo_dest(),
                          f"oci:{handmade_images.path('multiplatform')}:latest",
                          f"docker://{reg.host}/multi:latest")  # fmt: skip
+            services.run("skopeo", "copy", "--quiet", "--override-arch", "amd64", *reg.skopeo_dest(),
+                         f"oci:{handmade_images.path('multiplatform')}:latest",
+                         f"docker://{reg.host}/single:latest")  # fmt: skip: one platform's manifest
             yield Setup(reg, home, password)
     except ServiceUnavailable as exc:
         message = f"{'=' * 20} REGISTRY NOT STARTED {'=' * 20}\n{exc}"
@@ -192,3 +203,26 @@ def test_proxy_variables_are_honoured_and_no_proxy_too(setup: Setup) -> None:
         run = layerleak("scan", "--no-progress", "--no-cache", "--format", "json", target, env=bypass)
         assert run.returncode in (0, 1), run.describe()
         assert len(proxy.seen) == before
+
+
+def test_a_rerun_asks_for_an_unchanged_single_platform_tag_with_a_head(setup: Setup, tmp_path: Path) -> None:
+    """A registry job run again reads each unchanged single-platform tag's digest from a HEAD
+    (not a pull where pulls are counted) and GETs no manifest of it; a multi-platform tag's index
+    is still read (its platforms are what the results database records), but not their manifests."""
+    db = str(tmp_path / "jobs.sqlite3")
+    with fronted(setup) as (front, _storage):
+        host = f"127.0.0.1:{front.port}"
+        argv = ("registry", host, "--no-progress", "--format", "json", "--db", db, "-j", "1")
+        first = layerleak(*argv, env=setup.env())
+        assert first.returncode in (0, 1), first.describe()
+        assert ("HEAD", "/v2/single/manifests/latest") not in [(m, t) for m, t, _ in front.seen]
+        front.seen.clear()
+        again = layerleak(*argv, "--tags", "latest", env=setup.env())
+    assert again.returncode == first.returncode, again.describe()
+    summary = json.loads(again.stdout)
+    assert summary["images_unchanged"] == summary["images"] >= 3  # single, and multi's platforms
+    seen = [(method, target) for method, target, _ in front.seen]
+    assert ("HEAD", "/v2/single/manifests/latest") in seen
+    manifest_gets = [t for m, t in seen if m == "GET" and "/manifests/" in t]
+    assert manifest_gets == ["/v2/multi/manifests/latest"], seen
+    assert not [t for m, t in seen if "/blobs/" in t]  # nothing downloaded

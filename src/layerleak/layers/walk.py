@@ -74,6 +74,13 @@ class Hashing:
                 )
         return data
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """python-isal's threaded gzip reader reads its input with ``readinto`` (without it,
+        every threaded attempt failed at once and the layer was inflated on the scanning thread)."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def digest(self) -> str:
         return "sha256:" + (self.hash.hexdigest() if self.hash is not None else "")
 

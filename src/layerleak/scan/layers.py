@@ -6,8 +6,9 @@ in layer order, by :mod:`layerleak.layers.status`), so the layers a file-backed 
 first. A large uncompressed layer is split at member boundaries (:mod:`layerleak.layers.tarindex`)
 into parts that the workers share, merged back in order (:func:`layerleak.layers.walk.merge`). A
 gzip layer cannot be split; it is decompressed on a second thread of its worker (python-isal
-releases the GIL). Streams (a compressed archive, a registry, a daemon) are scanned in order, in
-this process.
+releases the GIL). A registry's blobs stream several at once, one per worker
+(:mod:`layerleak.scan.streamed`); one-stream sources (a compressed archive, a daemon's save
+stream) are scanned in order, in this process.
 
 With ``jobs=1``, no cache, and the source's own streams, this is exactly the straightforward
 path; tests/scan/test_layers.py checks that every other path gives the same findings.
@@ -32,6 +33,7 @@ from layerleak.layers import tarindex
 from layerleak.layers.decompress import sniff_compression
 from layerleak.layers.scanned import LayerScan, merge
 from layerleak.memory import return_large_buffers
+from layerleak.scan import streamed
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerStore
 
@@ -134,6 +136,9 @@ def scan_layers(
         found = {key: scan_located(key, loc, engine)}
         if hook is not None:
             hook(loc.size)
+    elif streamed.usable(source, todo, plan.jobs):  # a registry: several blobs at once
+        sizes_of = {k: refs[k].size for k in todo}
+        found = streamed.scan_streamed(source, todo, sizes_of, engine, plan.jobs, progress)
     else:
         from layerleak.layers.walk import scan_layer
 

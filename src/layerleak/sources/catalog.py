@@ -259,6 +259,7 @@ class Catalog:
         self._lock = threading.Lock()
         self._basic: list[str] = []  # the Basic Authorization, once a client was challenged for it
         self.repositories = 0
+        self._single: Callable[[str], bool] | None = None
         self.base_url: str | None = None  # https://host or http://host, once a client found it
 
     def client(self, repo: str) -> CatalogClient:
@@ -296,10 +297,15 @@ class Catalog:
             if not self.options.repos or any(fnmatch.fnmatchcase(repo, g) for g in self.options.repos):
                 yield repo
 
-    def walk(self, skip: SkipCheck | None = None) -> Iterator[Item]:
+    def walk(
+        self, skip: SkipCheck | None = None, single: Callable[[str], bool] | None = None
+    ) -> Iterator[Item]:
         """Every selected image of every selected repository, in catalog order; problems as
         items, never raised. Up to ``readers`` repositories are read at once (tag list and
-        manifests; a window of ``2 * readers`` repositories read ahead), all on one session."""
+        manifests; a window of ``2 * readers`` repositories read ahead), all on one session.
+        ``single(name)``: a tag recorded before as one image (not an index), whose digest a HEAD
+        asks for first: ``skip`` may then answer without a manifest GET."""
+        self._single = single
         try:
             repos = list(self.repos())
         except LayerleakError as exc:
@@ -348,6 +354,12 @@ class Catalog:
         for tag in tags:
             name = f"{self.host}/{repo}:{tag}"
             try:
+                if skip is not None and self._single is not None and self._single(name):
+                    # recorded as one image: a HEAD tells whether it still is that one
+                    claimed = client.manifest_digest(tag)
+                    if claimed is not None and skip(name, claimed):
+                        yield Unchanged(name, claimed)
+                        continue
                 body, media = client.manifest(tag)
                 digest = "sha256:" + hashlib.sha256(body).hexdigest()
                 yield from self._manifest(client, repo, tag, name, body, media, digest, None, skip)

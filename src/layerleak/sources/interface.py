@@ -110,6 +110,13 @@ class ImageSource(abc.ABC):
         manifest was never reached, or cannot be read): they are scanned as layers of no image."""
         return []
 
+    # True when blobs() may be called for one key at a time from forked worker processes, each
+    # after :meth:`after_fork`: several remote blobs then stream at once (a registry).
+    parallel_blobs: bool = False
+
+    def after_fork(self) -> None:  # noqa: B027 - optional hook
+        """In a forked worker: stop using connections shared with the parent (open new ones)."""
+
     def locate(self, key: str) -> BlobLocation | None:
         """Where blob ``key`` lies in a local file, when it does (then layers can be scanned in
         parallel processes); None for streams and remote blobs."""

@@ -53,6 +53,7 @@ from layerleak.sources.registry_tls import Trust, TrustStore
 from layerleak.sources.stream import MAX_METADATA, BlobError, FailingReader, VerifyingReader
 
 MANIFEST_ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
 MAX_MANIFEST = 4 * 1024 * 1024  # distribution refuses larger manifests too
 TIMEOUT = (15.0, 120.0)  # connect, and between two reads of a response
 RETRIES = 4
@@ -198,9 +199,13 @@ class RegistryClient:
             f"{self.label}: TLS failed with {host}: {reason} ({self._trust(url).advice(host, reason)})"
         )
 
-    def _send(self, url: str, headers: dict[str, str], stream: bool) -> requests.Response:
+    def _send(
+        self, url: str, headers: dict[str, str], stream: bool, method: str = "GET"
+    ) -> requests.Response:
         try:
-            return self.session.get(url, headers=headers, stream=stream, timeout=TIMEOUT, **self._tls(url))
+            return self.session.request(
+                method, url, headers=headers, stream=stream, timeout=TIMEOUT, **self._tls(url)
+            )
         except requests.exceptions.SSLError as exc:
             raise self._tls_failed(url, exc) from None
         except requests.exceptions.RetryError:
@@ -263,6 +268,25 @@ class RegistryClient:
             resp.close()
             raise RegistryError(f"{self.label}: {words}")
         return resp
+
+    def manifest_digest(self, ref: str) -> str | None:
+        """The digest the registry names for manifest ``ref`` in answer to a HEAD (its
+        ``Docker-Content-Digest``), or None when it names none that reads as a sha256 digest, or
+        does not answer 200 (the GET that follows then reports what is wrong). A HEAD is not a
+        pull: registries that count pulls against a limit count manifest GETs, not HEADs."""
+        url = f"{self.base()}/v2/{self.ref.repo}/manifests/{ref}"
+        headers = {"Accept": MANIFEST_ACCEPT}
+        resp = self._send(url, self._with_auth(headers), False, "HEAD")
+        if resp.status_code == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            resp.close()
+            self._authenticate(challenge)
+            resp = self._send(url, self._with_auth(headers), False, "HEAD")
+        resp.close()
+        digest = resp.headers.get("Docker-Content-Digest", "").strip()
+        if resp.status_code != 200 or not _SHA256.fullmatch(digest):
+            return None
+        return digest
 
     def _with_auth(self, headers: dict[str, str]) -> dict[str, str]:
         return {**headers, "Authorization": self._authorization} if self._authorization else headers
@@ -382,6 +406,16 @@ class RegistryClient:
         _check_digest(body, digest, f"{self.label}: blob")
         return body
 
+    def after_fork(self) -> None:
+        """In a forked worker: new connections. The parent's pool is kept, never used or closed
+        here (closing would only close this process's copies of its sockets, but a pool reused
+        by two processes would interleave their requests on one connection). Authorization and
+        the scheme the probe found are kept: no new token or probe per worker."""
+        self._inherited = self.session
+        self.session = new_session()  # the trust store (its files) stays the parent's to close
+        self._probe_adapter = HTTPAdapter(max_retries=0)
+        self._probe_adapter.poolmanager = cast(HTTPAdapter, self.session.get_adapter("https://")).poolmanager
+
     def close(self) -> None:
         if self._owner:
             self.session.close()
@@ -438,6 +472,7 @@ class RegistrySource(ImageSource):
     """Every image (one per platform) that a registry reference names."""
 
     verifies_blobs = True
+    parallel_blobs = True  # each blob is its own GET: workers stream several at once
 
     def __init__(self, target: str, spec: str, options: SourceOptions | None = None) -> None:
         super().__init__(target)
@@ -518,6 +553,9 @@ class RegistrySource(ImageSource):
             with resp:
                 reader = VerifyingReader(BlobBody(resp, digest), digest, self._sizes.get(key))
                 yield key, cast(IO[bytes], reader)
+
+    def after_fork(self) -> None:
+        self.client.after_fork()
 
     def close(self) -> None:
         self.client.close()
