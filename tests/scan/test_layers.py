@@ -9,6 +9,7 @@ summaries (bytes and files scanned), errors.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from layerleak.layers.scanned import LayerScan
 from layerleak.models import ImageResult
 from layerleak.scan import ScanOptions, scan_source
 from layerleak.scan.layers import THREADED_GZIP_MIN, scan_located
+from layerleak.sources.interface import BlobLocation
 from layerleak.sources.targets import open_target
 from layerleak.store.cache import LayerCache
 
@@ -114,3 +116,147 @@ def test_threaded_gzip_layer_same_as_plain(tmp_path: Path, monkeypatch: pytest.M
         if name == "whole":
             assert {h.match.rule_id for h in plain.hits} == {"github-pat-classic"}
             assert len(plain.hits) == 2000
+
+
+# --- the pipelined schedule: the workers start before every layer is walked ---------------------
+
+
+def _layer(files: int, secret: str, tail: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i in range(files):
+            data = f"line {i}\n".encode() * (i * 53 % 900)
+            data += f"token = {secret}\n".encode() if i % 23 == 5 else b""
+            info = tarfile.TarInfo(f"srv/{'deep-' * (i % 30)}/f{i}.conf")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, data in tail:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _damaged_late(blob: bytes) -> bytes:
+    """The header of a member near the end with a byte changed: its checksum disagrees."""
+    import io
+    import tarfile
+
+    offset = [m.offset for m in tarfile.open(fileobj=io.BytesIO(blob)).getmembers()][-3]
+    bad = bytearray(blob)
+    bad[offset + 5] ^= 0x20
+    return bytes(bad)
+
+
+def _archive(tmp_path: Path, layers: list[bytes]) -> str:
+    import handmade
+
+    config = handmade.image_config(layers, [{"created_by": f"step {i}"} for i in range(len(layers))])
+    path = tmp_path / "image.tar"
+    handmade.write_docker_archive(path, [handmade.LegacyImage(["t:1"], layers, config)])
+    return f"docker-archive:{path}"
+
+
+def test_a_schedule_hands_out_exactly_the_tasks_of_the_walk_done_first(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first tasks are handed out while the layers are walked; the tasks in the end are the
+    ones a walk of every layer first gives (tarfile's member offsets, cut by split_points),
+    largest first; a layer whose walk gives up late (a git repository, a damaged header) is
+    one task, and the parts of it handed out early are not among the tasks."""
+    import io
+    import tarfile
+
+    from plant import github_pat_classic
+
+    from layerleak.layers import tarindex
+    from layerleak.scan.layers import LayerPlan, _Schedule, _Task
+
+    secret = github_pat_classic()
+    blobs = {
+        "git": _layer(400, secret, (("srv/app/.git/HEAD", b"ref: refs/heads/main\n"),)),
+        "plain": _layer(300, secret),
+        "damaged": _damaged_late(_layer(200, secret)),
+        "small": _layer(3, secret),
+    }
+    path = tmp_path / "layers"
+    path.write_bytes(b"".join(blobs.values()))
+    located, at = {}, 0
+    for key, blob in blobs.items():
+        located[key] = BlobLocation(str(path), at, len(blob))
+        at += len(blob)
+    monkeypatch.setattr("layerleak.scan.layers.SHARD_MIN", 4096)
+    plan = LayerPlan(jobs=2)
+    with _Schedule(located, plan) as schedule:
+        early = list(schedule.early(2))
+        tasks = schedule.tasks()
+    assert len(early) == 2 and all(t.key == "git" and not t.whole for t in early)  # the largest layer
+    assert tasks == sorted(tasks, key=lambda t: t.size, reverse=True)
+    expected: list[_Task] = []
+    for key, loc in located.items():
+        size = loc.size
+        target = schedule.target
+        if key in ("git", "damaged") or size < 2 * target:
+            expected.append(_Task(key, loc))
+            continue
+        truth = [m.offset for m in tarfile.open(fileobj=io.BytesIO(blobs[key])).getmembers()]
+        points = tarindex.split_points(truth, size, -(-size // target))
+        assert len(points) >= 3
+        expected.extend(_Task(key, loc, lo, hi) for lo, hi in zip([0, *points], [*points, None], strict=True))
+    assert sorted(tasks, key=lambda t: (t.key, t.start)) == sorted(expected, key=lambda t: (t.key, t.start))
+    assert not set(early) & set(tasks)
+
+
+def test_a_pipelined_scan_finds_what_the_straightforward_scan_finds(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts handed out early, of a layer whose walk then gives up (a git repository near its
+    end) or that is damaged near its end, leave no trace: the whole image result, layer
+    summaries and errors included, is the one-process, no-gate scan's."""
+    from plant import github_pat_classic
+
+    from layerleak.scan.layers import _Schedule, _Task
+
+    early: list[_Task] = []
+    handed_out = _Schedule.early
+
+    def recorded(self: _Schedule, count: int) -> Iterator[_Task]:
+        for task in handed_out(self, count):
+            early.append(task)
+            yield task
+
+    monkeypatch.setattr(_Schedule, "early", recorded)
+    secret = github_pat_classic()
+    for first in ("git", "damaged", "plain"):
+        layers = {
+            "git": _layer(500, secret, (("srv/app/.git/config", b"[core]\n"),)),
+            "damaged": _damaged_late(_layer(500, secret)),
+            "plain": _layer(500, secret),
+        }
+        order = [layers.pop(first), *layers.values(), _layer(2, secret)]  # the first is the largest
+        (tmp_path / first).mkdir()
+        target = _archive(tmp_path / first, order)
+        plain = _scan(target, PLAIN)
+        early.clear()
+        with monkeypatch.context() as mp:
+            mp.setattr("layerleak.scan.layers.SHARD_MIN", 4096)
+            fast = _scan(target, FAST, jobs=2)
+        assert len(early) == 2 and not any(t.whole for t in early), first  # parts of the first layer
+        assert fast == plain, first
+        assert sum(len(i.findings) for i in plain) > 0
+        assert any(i.errors for i in plain)  # the damaged layer's
+
+
+def test_hash_region_is_the_sha256_of_the_region(tmp_path: Path) -> None:
+    import hashlib
+    import os
+
+    from layerleak.scan.layers import HASH_BUFFER, hash_region
+
+    data = os.urandom(HASH_BUFFER * 3 + 777)
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 1000 + data + b"y" * 10)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert hash_region(BlobLocation(str(path), 1000, len(data))) == digest
+    assert hash_region(BlobLocation(str(path), 1000, len(data) + 11)) is None  # past the end of the file

@@ -40,6 +40,9 @@ OVERLAP = 32 * 1024  # re-scanned between chunks so a secret on a chunk boundary
 LINE_CONTEXT = 1024  # characters of a match's line, each side, given to the filters
 SHORT_ENTROPY_SHARE = 0.85  # a short secret needs this share of the entropy its length allows
 MERGE_FACTOR = 4  # a merged regex window spans at most this many single-hit windows
+LITERALS_AFTER = 64  # windows a rule's regex runs in before its literals are looked for: reading
+# the regex for them costs about what compiling it does (a few hundred window searches), and most
+# rules a scan compiles see only a few windows
 NO_GATE_BELOW = 1024  # a buffer this small is walked whole: calling a gate costs about what that does,
 # and a rescan from the cache (which scans only the image's build steps) never builds a gate
 
@@ -59,8 +62,11 @@ class _Compiled:
     # None: the public finditer is used.
     search: Any | None = None
     # Found in the regex itself (detect.literals): every match holds one of these, case and all.
-    literals: tuple[bytes, ...] = ()
+    # None: not looked for yet (Engine.literals looks once the rule has had LITERALS_AFTER windows).
+    literals: tuple[bytes, ...] | None = ()
     path_in: Callable[[str], bool] | None = None  # ``path`` as a test of a file's path
+    per_path: bool = False  # what it does depends on the file's path (``path``, allowlist paths)
+    allow_in: Callable[[str], bool] | None = None  # ``allow`` as a test of a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,7 @@ class Engine:
         # Each rule's regexes are compiled the first time one of its keywords is hit: most runs
         # (a warm cache, a small image) need a few of them, and compiling all costs 0.2 s.
         self._compiled: list[_Compiled | None] = [None] * len(self.rules)
+        self._literals_wait = [LITERALS_AFTER] * len(self.rules)  # windows left before looking
         by_keyword: dict[str, list[int]] = {}
         for idx, rule in enumerate(self.rules):
             for kw in rule.keywords:
@@ -123,7 +130,7 @@ class Engine:
                 unrestricted[kw] = free
         paths = [r.path_regex for r in self.rules if r.path_regex]
         self._any_path = compile_checked("|".join(f"(?:{p})" for p in paths), "path") if paths else None
-        self._any_path_in = _path_test(self._any_path) if self._any_path is not None else None
+        self._any_path_in = _text_test(self._any_path) if self._any_path is not None else None
         # The automata and gates are built on the first scan (prepare()): a rescan answered
         # from the cache never needs them, and Hyperscan's compile alone takes a tenth of a second.
         if gate not in GATES:
@@ -161,6 +168,13 @@ class Engine:
         self._kind_members = {k: tuple(v) for k, v in members.items() if len(v) > 1}
         self._any_regex: dict[int, Any | None] = {}
         self._by_id = {r.id: r for r in self.rules}
+        # What was asked of the last path, answered once for all the buffers of that file (its
+        # chunks, inner views and decoded values come one after the other, with its path):
+        # whether no path-restricted rule applies, and per rule index, False when its ``path``
+        # does not match, else its allowlists' path answers.
+        self._last_path: object = _NO_FILE
+        self._last_plain = True
+        self._last_rules: dict[int, tuple[bool, ...] | bool] = {}
 
     @cached_property
     def _automaton(self) -> Any:
@@ -244,6 +258,20 @@ class Engine:
             comp = self._compiled[idx] = _compile(self.rules[idx])
         return comp
 
+    def literals(self, idx: int, windows: int = LITERALS_AFTER) -> tuple[bytes, ...]:
+        """Rule ``idx``'s literals (detect.literals) once it has been given LITERALS_AFTER windows
+        (``windows`` more now); until then none (its regex runs in every window, which finds
+        exactly what it finds in the windows holding a literal)."""
+        comp = self.compiled(idx)
+        if comp.literals is not None:
+            return comp.literals
+        left = self._literals_wait[idx] = self._literals_wait[idx] - windows
+        if left > 0:
+            return ()
+        comp = self._compiled[idx] = dataclasses.replace(comp, literals=literals.required(comp.rule.regex))
+        assert comp.literals is not None
+        return comp.literals
+
     def present(self, path: str | None) -> list[Match]:
         """The file-presence matches of a file at ``path``: one per presence rule whose path
         regex matches, its secret the path, at offset 0, line 1."""
@@ -266,12 +294,17 @@ class Engine:
     def _scan(self, data: bytes, path: str | None) -> list[Match]:
         if not data:
             return []
-        # Files no path-restricted rule applies to get the automaton and gate without those
-        # rules' keywords. Either is built at its first use.
-        plain = self._any_path_in is None or path is None or not self._any_path_in(path)
+        if path != self._last_path:
+            # Files no path-restricted rule applies to get the automaton and gate without those
+            # rules' keywords. Either is built at its first use.
+            self._last_path, self._last_rules = path, {}
+            self._last_plain = self._any_path_in is None or path is None or not self._any_path_in(path)
+        plain = self._last_plain
         # Hits grouped by keyword (the automaton's value for it: length, rule indexes), as the
-        # offsets of their last bytes.
+        # offsets of their last bytes; or by Hyperscan's number of the keyword (``direct``).
         grouped: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+        direct: dict[int, list[int]] | None = None
+        values: list[tuple[int, tuple[int, ...]]] = []  # the automaton's value of each gate keyword
         if self._unrestricted if plain else self._keyworded:
             built = "_plain_gate" if plain else "_gate"
             if len(data) <= NO_GATE_BELOW and built not in self.__dict__:
@@ -282,70 +315,102 @@ class Engine:
                 gate = self._plain_gate if plain else self._gate
                 assert gate is not None  # built for every keyword set that has keywords
                 direct = gate.hits(data)
-                if direct is not None:
-                    # The gate found the hits themselves (Hyperscan): no automaton pass.
-                    # Two keywords can share a value (same length, same rules): one list.
+                if direct:
                     values = self._gate_values(gate, plain)
-                    for ident, its_ends in direct.items():
-                        val = values[ident]
-                        ends = grouped.get(val)
-                        if ends is None:
-                            grouped[val] = its_ends
-                        else:
-                            ends.extend(its_ends)
-                else:
+                elif direct is None:
                     candidates = gate.spans(data)
                     if candidates:
                         self._walk(plain, data, candidates, grouped)
-        if not grouped and not self._always:
+        if not grouped and not direct and not self._always:
             return []  # no keyword anywhere
-        windows: dict[int, list[tuple[int, int]]] = {i: [(0, len(data))] for i in self._always}
+        windows: dict[int, list[tuple[int, int]]] = (
+            {i: [(0, len(data))] for i in self._always} if self._always else {}
+        )
+        # Each rule's hits: (keyword length, offsets of their last bytes) for each keyword.
         per_rule: dict[int, list[tuple[int, list[int]]]] = {}
+        if direct:
+            # The gate found the hits themselves (Hyperscan): no automaton pass. Two keywords
+            # can share a value (same length, same rules): the windows are the same whether
+            # their hits come in one list or two.
+            for ident, ends in direct.items():
+                length, idxs = values[ident]
+                for idx in idxs:
+                    its = per_rule.get(idx)
+                    if its is None:
+                        per_rule[idx] = [(length, ends)]
+                    else:
+                        its.append((length, ends))
         for (length, idxs), ends in grouped.items():
             for idx in idxs:
                 per_rule.setdefault(idx, []).append((length, ends))
         # Rules with the same keywords and window size have the same windows (the generic
         # rules share a dozen common keywords): they are built once.
         shared: dict[int, list[tuple[int, int]]] = {}
-        kinds, n = self._window_kind, len(data)
+        kinds, n, rules, several = self._window_kind, len(data), self.rules, self._kind_members
         for idx, groups in per_rule.items():
             kind = kinds[idx]
             spans = shared.get(kind)
             if spans is None:
-                spans = _windows(groups, self.rules[idx].window, n)
-                if kind in self._kind_members:
+                spans = _windows(groups, rules[idx].window, n)
+                if kind in several:
                     spans = self._any_match(kind, data, spans)
                 shared[kind] = spans
             windows[idx] = spans
         if not windows:
             return []
         found: dict[tuple[str, int], Match] = {}
+        compiled = self._compiled
         for idx, spans in windows.items():
-            comp = self.compiled(idx)
-            if comp.path_in is not None and (path is None or not comp.path_in(path)):
-                continue
-            on_path = tuple(any(p.search(path) for p in a.paths) if path else False
-                            for a in comp.allowlists)
+            comp = compiled[idx] or self.compiled(idx)
+            on_path: tuple[bool, ...] | bool | None = ()
+            if comp.per_path:
+                on_path = self._last_rules.get(idx)
+                if on_path is None:
+                    on_path = self._last_rules[idx] = _on_path(comp, path)
+                if on_path is False:
+                    continue  # the rule's path does not match
+            requires, needed, search = comp.requires, comp.literals, comp.search
+            if needed is None:
+                needed = self.literals(idx, len(spans))
             for lo, hi in spans:
-                if comp.requires and all(data.find(r, lo, hi) < 0 for r in comp.requires):
-                    continue
-                if comp.literals and all(data.find(r, lo, hi) < 0 for r in comp.literals):
-                    continue
+                # A window holding none of the rule's required strings, or none of the literals
+                # every match of its regex spells, holds no match.
+                if requires:
+                    for r in requires:
+                        if data.find(r, lo, hi) >= 0:
+                            break
+                    else:
+                        continue
+                if needed:
+                    for r in needed:
+                        if data.find(r, lo, hi) >= 0:
+                            break
+                    else:
+                        continue
                 text: bytes | str
+                first: Sequence[tuple[int, int]] | None = None
                 if comp.binary:
                     # RE2 searches [lo, hi) of the buffer itself, and `\b`, `^` and `$` see the
                     # real neighbours, so a token cut off by the window is not taken for a whole
                     # one. No copy, no decoding.
                     base, text = 0, data
+                    if search is not None:
+                        # most windows hold no match: that is one call, without a generator
+                        first = search(_UNANCHORED, data, lo, hi)
+                        if first[0] == _NO_SPAN:
+                            continue
                 else:
                     # A rule RE2 cannot run on Latin-1 bytes exactly as on text (see
                     # compile_latin1): its window, decoded, with one byte of context each side.
                     base = max(0, lo - 1)
                     text = data[base : min(len(data), hi + 1)].decode("latin-1")
-                for got in _match_spans(comp, text, lo - base, hi - base):
+                for got in _match_spans(comp, text, lo - base, hi - base, first):
                     # The secret is the first non-empty group of comp.groups (a span of (-1, -1)
                     # is a group that took no part).
-                    group = next((g for g in comp.groups if got[g][1] > got[g][0]), comp.group)
+                    if len(comp.groups) == 1:
+                        group = comp.group
+                    else:
+                        group = next((g for g in comp.groups if got[g][1] > got[g][0]), comp.group)
                     start, end = got[group]
                     if end <= start:
                         continue
@@ -358,6 +423,7 @@ class Engine:
                     if not self._accept(comp, secret, line):
                         continue
                     if comp.allowlists:
+                        assert isinstance(on_path, tuple)  # one answer per allowlist
                         whole = _str(text[got[0][0] : got[0][1]])
                         if any(
                             a.allows(hit, secret, whole, line)
@@ -373,6 +439,8 @@ class Engine:
                             confidence=comp.rule.confidence,
                         )
                     )
+        if not found:
+            return []
         return _with_lines(data, self._unshadowed(list(found.values())))
 
     def _unshadowed(self, found: list[Match]) -> list[Match]:
@@ -381,6 +449,8 @@ class Engine:
         "hard-coded password"). An imported (gitleaks) rule's match that overlaps a built-in
         specific rule's match is dropped the same way: one secret, one finding. So is the match of
         a rule another matching rule ``supersedes`` (a shared key shape, told apart by context)."""
+        if len(found) < 2:
+            return found  # nothing for a match to overlap
         found = self._unshadowed_by(found, lambda r: r.generic, lambda r: not r.generic)
         found = self._unshadowed_by(
             found, lambda r: r.imported, lambda r: not r.generic and not r.imported
@@ -426,7 +496,7 @@ class Engine:
         rule = comp.rule
         if len(secret) < rule.min_length:
             return False
-        if comp.allow is not None and comp.allow.search(secret):
+        if comp.allow_in is not None and comp.allow_in(secret):
             return False
         if filters.rejection(secret, context, generic=rule.generic):
             return False
@@ -439,45 +509,60 @@ class Engine:
 
     def scan_stream(self, stream: IO[bytes], path: str | None = None) -> Iterator[Match]:
         """Scan a file of any size in bounded memory: CHUNK_SIZE at a time, OVERLAP re-read."""
+        if self._presence:
+            yield from self.present(path)
+        buf = stream.read(CHUNK_SIZE)
+        if not buf:
+            return
+        more = stream.read(CHUNK_SIZE)
+        if not more:
+            # The whole file in one buffer (most files): its matches as they are.
+            yield from self._scan(buf, path)
+            return
         base = 0  # absolute offset of buf[0]
         base_line = 1  # line number at buf[0]
-        yield from self.present(path)
-        buf = stream.read(CHUNK_SIZE)
-        while buf:
-            more = stream.read(CHUNK_SIZE)
+        while True:
             # Matches starting in the tail are found again, whole, in the next buffer.
             limit = len(buf) - OVERLAP if more else len(buf)
             for m in self._scan(buf, path):
                 if m.offset >= limit:
                     continue
-                yield dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1)
+                if base:
+                    m = dataclasses.replace(m, offset=base + m.offset, line=base_line + m.line - 1)
+                yield m
             if not more:
                 return
             dropped = max(0, len(buf) - OVERLAP)
             base_line += buf.count(b"\n", 0, dropped)
             base += dropped
             buf = buf[dropped:] + more
+            more = stream.read(CHUNK_SIZE)
 
 
 def _compile(rule: Rule) -> _Compiled:
     binary = compile_latin1(rule.regex, rule.id)
     path = compile_checked(rule.path_regex, rule.id, "path") if rule.path_regex else None
     regex = binary if binary is not None else compile_checked(rule.regex, rule.id)
+    allow = (
+        compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist")
+        if rule.allowlist
+        else None
+    )
     return _Compiled(
         rule=rule,
         regex=regex,
         binary=binary is not None,
         requires=tuple(r.encode("ascii") for r in rule.requires),
-        allow=compile_checked("|".join(f"(?:{a})" for a in rule.allowlist), rule.id, "allowlist")
-        if rule.allowlist
-        else None,
+        allow=allow,
         path=path,
-        path_in=_path_test(path) if path is not None else None,
+        path_in=_text_test(path) if path is not None else None,
+        per_path=path is not None or bool(rule.allowlists),
+        allow_in=_text_test(allow) if allow is not None else None,
         group=_group_index(regex),
         groups=(*rule.secret_groups, _group_index(regex)),
         allowlists=tuple(_Allow.of(a, rule.id) for a in rule.allowlists),
         search=_raw_search(regex) if binary is not None else None,
-        literals=literals.required(rule.regex) if binary is not None else (),
+        literals=None if binary is not None else (),
     )
 
 
@@ -491,23 +576,14 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
     makes many bounded windows (overlapping, so that every hit's own window lies whole inside one
     of them), not one huge one. ``groups`` holds (keyword length, offsets of the hits' last bytes).
     """
-    span = 2 * w + max(length for length, _ in groups)  # the longest single-hit window
+    if len(groups) == 1:
+        longest, hits = groups[0][0], len(groups[0][1])
+    else:
+        longest, hits = max(length for length, _ in groups), sum(len(ends) for _, ends in groups)
+    span = 2 * w + longest  # the longest single-hit window
     cap = MERGE_FACTOR * span
-    if sum(len(ends) for _, ends in groups) <= _SMALL:
-        # Clamped to [0, n] in the loop: clamping keeps the order (windows starting at 0 all
-        # merge into the first, whatever their order).
-        pairs = sorted((e - length + 1 - w, e + 1 + w) for length, ends in groups for e in ends)
-        merged: list[tuple[int, int]] = []
-        for lo, hi in pairs:
-            if lo < 0:
-                lo = 0
-            if hi > n:
-                hi = n
-            if merged and lo <= merged[-1][1] and hi - merged[-1][0] <= cap:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-            else:
-                merged.append((lo, hi))
-        return merged
+    if hits <= _SMALL:
+        return _merged_windows(groups, w, n, cap)
     import numpy as np  # loaded by the first flood of hits, not by every start-up
 
     arrays = [(length, np.asarray(ends, dtype=np.int64)) for length, ends in groups]
@@ -528,6 +604,56 @@ def _windows(groups: list[tuple[int, list[int]]], w: int, n: int) -> list[tuple[
     return out
 
 
+def _merged_windows(groups: list[tuple[int, list[int]]], w: int, n: int, cap: int) -> list[tuple[int, int]]:
+    """:func:`_windows` for a few hits, merged in Python: the hits' windows in (start, end) order,
+    each clamped to [0, n] (clamping keeps the order: windows starting at 0 all merge into the
+    first, whatever their order), joined to the last merged window when they overlap it and the
+    two span at most ``cap``."""
+    merged: list[tuple[int, int]] = []
+    cur_lo, cur_hi = 0, -1  # the window being merged (none yet)
+    if len(groups) == 1:
+        # One keyword length: the windows sorted by start are sorted by end too.
+        length, ends = groups[0]
+        down, up = 1 - length - w, 1 + w
+        for e in sorted(ends):
+            lo, hi = e + down, e + up
+            if lo < 0:
+                lo = 0
+            if hi > n:
+                hi = n
+            if lo <= cur_hi and hi - cur_lo <= cap:
+                cur_hi = hi
+            else:
+                if cur_hi >= 0:
+                    merged.append((cur_lo, cur_hi))
+                cur_lo, cur_hi = lo, hi
+    else:
+        # (start, end) order is (start, keyword length) order: one integer key per hit sorts
+        # as the pair would (``length < _KEY``; floor division keeps a negative start's order).
+        keys = sorted([(e - length + 1 - w) * _KEY + length for length, ends in groups for e in ends])
+        reach = 2 * w
+        for key in keys:
+            lo, length = divmod(key, _KEY)
+            hi = lo + length + reach
+            if lo < 0:
+                lo = 0
+            if hi > n:
+                hi = n
+            if lo <= cur_hi and hi - cur_lo <= cap:
+                if hi > cur_hi:
+                    cur_hi = hi
+            else:
+                if cur_hi >= 0:
+                    merged.append((cur_lo, cur_hi))
+                cur_lo, cur_hi = lo, hi
+    if cur_hi >= 0:
+        merged.append((cur_lo, cur_hi))
+    return merged
+
+
+_KEY = 1 << 16  # longer than any keyword
+
+
 def _automaton(values: dict[str, tuple[int, tuple[int, ...]]]) -> Any:
     automaton = ahocorasick.Automaton()
     for kw, value in values.items():
@@ -536,6 +662,7 @@ def _automaton(values: dict[str, tuple[int, tuple[int, ...]]]) -> Any:
     return automaton
 
 
+_NO_FILE = object()  # no buffer scanned yet: unequal to every path and to None
 _UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
 _NO_SPAN = (-1, -1)
 
@@ -546,9 +673,10 @@ def _raw_search(regex: Any) -> Any | None:
     return raw.Match if _UNANCHORED is not None and raw is not None and hasattr(raw, "Match") else None
 
 
-def _path_test(regex: Any) -> Callable[[str], bool]:
-    """Whether text regex ``regex`` matches somewhere in a path: google-re2's own search call
-    on the UTF-8 bytes its search() would make of the path (no Match object), or search()."""
+def _text_test(regex: Any) -> Callable[[str], bool]:
+    """Whether text regex ``regex`` matches somewhere in a text (a path, a secret): google-re2's
+    own search call on the UTF-8 bytes its search() would make of it (no Match object and no
+    generator), or search()."""
     raw = _raw_search(regex)
     if raw is None:
         return lambda path: regex.search(path) is not None
@@ -560,16 +688,30 @@ def _path_test(regex: Any) -> Callable[[str], bool]:
     return test
 
 
+def _on_path(comp: _Compiled, path: str | None) -> tuple[bool, ...] | bool:
+    """False when ``comp``'s path regex does not match ``path``; else whether each of its
+    allowlists' paths does."""
+    if comp.path_in is not None and (path is None or not comp.path_in(path)):
+        return False
+    return tuple(any(p.search(path) for p in a.paths) if path else False for a in comp.allowlists)
+
+
 def _str(part: bytes | str) -> str:
     return part.decode("latin-1") if isinstance(part, bytes) else part
 
 
 def _match_spans(
-    comp: _Compiled, text: bytes | str, pos: int, endpos: int
+    comp: _Compiled,
+    text: bytes | str,
+    pos: int,
+    endpos: int,
+    first: Sequence[tuple[int, int]] | None = None,
 ) -> Iterator[Sequence[tuple[int, int]]]:
     """What ``comp.regex.finditer(text, pos, endpos)`` finds, as the (start, end) span of every
     group of each match ((-1, -1): the group took no part). With google-re2's own search call
-    this is that finditer's loop without its Match objects (a third of a window's cost)."""
+    this is that finditer's loop without its Match objects (a third of a window's cost).
+    ``first``: what that call gave for ``[pos, endpos)`` of the bytes ``text``, already asked
+    (``0 <= pos <= endpos <= len(text)``)."""
     search = comp.search
     if search is None or not isinstance(text, bytes):
         count = comp.regex.groups
@@ -581,7 +723,10 @@ def _match_spans(
     if pos > endpos:
         return
     while True:
-        spans = search(_UNANCHORED, text, pos, endpos)
+        if first is not None:
+            spans, first = first, None
+        else:
+            spans = search(_UNANCHORED, text, pos, endpos)
         whole = spans[0]
         if whole == _NO_SPAN:
             return

@@ -244,12 +244,14 @@ DECODERS: tuple[Decoder, ...] = (
 @dataclass(frozen=True, slots=True)
 class _Pass:
     """One RE2 pass over a text: the decoders it serves, in group order, and its gate.
-    ``quoted``: the regex has no group; the run is the match without its first and last byte."""
+    ``quoted``: the regex has no group; the run is the match without its first and last byte.
+    ``search``: google-re2's own search call of the regex (None: this version has none)."""
 
     regex: object
     decoders: tuple[Decoder, ...]
     gate: bytes | None
     quoted: bool = False
+    search: Callable[[object, bytes, int, int], Sequence[tuple[int, int]]] | None = None
 
 
 def _ungrouped(pattern: bytes) -> bytes:
@@ -261,17 +263,31 @@ def _ungrouped(pattern: bytes) -> bytes:
     return pattern[:1] + b"(?:" + pattern[2:]
 
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def _raw_search(regex: object) -> Callable[[object, bytes, int, int], Sequence[tuple[int, int]]] | None:
+    """google-re2's own search call of ``regex``: the spans of every group, no Match object."""
+    raw = getattr(regex, "_regexp", None)
+    if _UNANCHORED is None or raw is None or not hasattr(raw, "Match"):
+        return None
+    return cast(Callable[[object, bytes, int, int], Sequence[tuple[int, int]]], raw.Match)
+
+
 def _passes(decoders: Sequence[Decoder]) -> tuple[_Pass, ...]:
     """The ungated decoders joined into one alternation (one pass), each gated one on its own."""
+    for d in decoders:
+        if not d.quoted and re2.compile(d.pattern).groups != 1:
+            raise ValueError(f"a decoder pattern has one group, the run: {d.pattern[:20]!r}")
     free = tuple(d for d in decoders if d.gate is None)
     out = []
     if free:
-        joined = b"|".join(b"(?:" + d.pattern + b")" for d in free)
-        out.append(_Pass(re2.compile(joined), free, None))
+        regex = re2.compile(b"|".join(b"(?:" + d.pattern + b")" for d in free))
+        out.append(_Pass(regex, free, None, search=_raw_search(regex)))
     for d in decoders:
         if d.gate is not None:
-            pattern = _ungrouped(d.pattern) if d.quoted else d.pattern
-            out.append(_Pass(re2.compile(pattern), (d,), d.gate, d.quoted))
+            regex = re2.compile(_ungrouped(d.pattern) if d.quoted else d.pattern)
+            out.append(_Pass(regex, (d,), d.gate, d.quoted, _raw_search(regex)))
     return tuple(out)
 
 
@@ -281,7 +297,93 @@ Run = tuple[int, int, bytes, Decoder]  # (start, end, decoded, decoder)
 
 
 def _runs(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
-    """(start, end, decoded, decoder) of each encoded value of text in ``text``, by start."""
+    """(start, end, decoded, decoder) of each encoded value of text in ``text``, by start.
+
+    Exactly what :func:`_runs_by_finditer` gives (each pass's ``finditer`` over the whole text),
+    for less: a gated pass searches only the lines that hold its gate byte (:func:`_gated`), and
+    every pass reads RE2's spans without a Match object (:func:`_matches`)."""
+    found: list[Run] = []
+    searched = _without_long_runs(text)
+    n = len(text)
+    for one in passes:
+        windows = ((0, n),) if one.gate is None else _gated(searched, one.gate)
+        for lo, hi in windows:
+            for spans in _matches(one, searched, lo, hi):
+                if one.quoted:
+                    decoder = one.decoders[0]
+                    start, end = spans[0][0] + 1, spans[0][1] - 1
+                else:
+                    group = 1
+                    while spans[group][0] < 0:  # one alternative took part: its group
+                        group += 1
+                    decoder = one.decoders[group - 1]
+                    start, end = spans[group]
+                if not decoder.min_run <= end - start <= decoder.max_run:
+                    continue
+                if end < n and text[end] in decoder.tail:
+                    continue
+                decoded = decoder.decode(searched[start:end])
+                if decoded is not None:
+                    found.append((start, end, decoded, decoder))
+    if len(passes) > 1:
+        found.sort(key=lambda r: r[0])
+    return iter(found)
+
+
+def _matches(one: _Pass, text: bytes, lo: int, hi: int) -> Iterator[Sequence[tuple[int, int]]]:
+    """The spans of every group of each match of ``one.regex.finditer(text, lo, hi)``: with
+    google-re2's own search call, that finditer's loop without its Match objects."""
+    search = one.search
+    if search is None:
+        for m in one.regex.finditer(text, lo, hi):  # type: ignore[attr-defined]
+            yield [m.span(g) for g in range(len(one.decoders) + 1 if not one.quoted else 1)]
+        return
+    pos = lo
+    while True:
+        spans = search(_UNANCHORED, text, pos, hi)
+        if spans[0][0] < 0:
+            return
+        yield spans
+        if pos == hi:
+            return
+        pos = pos + 1 if pos == spans[0][1] else spans[0][1]  # an empty match: one byte on, as finditer
+
+
+_GAP = 1024  # lines with a gate byte closer than this are searched in one call (RE2 reads ~500 MB/s)
+
+
+def _gated(text: bytes, gate: bytes) -> list[tuple[int, int]]:
+    """The ``[lo, hi)`` ranges of ``text`` a gated pass searches: whole lines that hold ``gate``,
+    each range from the newline before its first line (or 0) to the end of its last line (a
+    newline, or the end of the text); lines closer than ``_GAP`` share a range.
+
+    Why that finds what ``finditer`` over the whole text finds: no gated decoder's match holds a
+    newline but as its first byte (the left boundary of ``[percent]``), and each holds its gate
+    byte. So every match lies in one line with the gate byte plus the newline before it, inside
+    one range; a match never ends past a range's end, which is a newline or the end of the text;
+    and since a match never reaches the next range, each range is searched from its start as the
+    whole text is searched after the previous match (``^`` holds at offset 0 only: RE2's context
+    is the whole text)."""
+    out: list[tuple[int, int]] = []
+    find, rfind, n = text.find, text.rfind, len(text)
+    at = find(gate)
+    while at >= 0:
+        lo = max(rfind(b"\n", 0, at), 0)
+        while True:
+            hi = find(b"\n", at)
+            if hi < 0:
+                out.append((lo, n))
+                return out
+            at = find(gate, hi)
+            if at < 0 or at - hi > _GAP:
+                break
+        out.append((lo, hi))
+    return out
+
+
+def _runs_by_finditer(text: bytes, passes: tuple[_Pass, ...] = _PASSES) -> Iterator[Run]:
+    """:func:`_runs` as it was: every pass's regex run with ``finditer`` over the whole text.
+    The reference the tests and ``bench/decoders_replay.py`` compare :func:`_runs` with."""
     found: list[Run] = []
     searched = _without_long_runs(text)
     for one in passes:
@@ -392,7 +494,8 @@ class _ValueTap:
         self.path = path
         self.budget = budget
         self.carry = b""
-        self.line = 1  # line number of carry[0]
+        self.line = 1  # line number of uncounted[0] (of carry[0] when nothing is uncounted)
+        self.uncounted = b""  # the last block examined, its newlines counted when a later block needs them
         self.found: list[tuple[str | None, Match, bool]] = []  # (marker, match, found by a transparent one)
         self.done = False
         self.kinds: set[str] = set()
@@ -418,12 +521,25 @@ class _ValueTap:
             block, self.carry = (buf[:cut], buf[cut:]) if cut else (buf, b"")
         else:
             block, self.carry, self.done = buf, b"", True
+        if not block:
+            return
         self._block(block)
-        self.line += block.count(b"\n")
+        if self.done:
+            return  # no later block: nothing needs its line numbers (a file read whole is not counted)
+        self._count()
+        self.uncounted = block
+
+    def _count(self) -> None:
+        if self.uncounted:
+            self.line += self.uncounted.count(b"\n")
+            self.uncounted = b""
 
     def _block(self, block: bytes) -> None:
-        line, pos = self.line, 0
+        line, pos = 0, 0
         for start, end, decoded, decoder in _runs(block):
+            if not line:
+                self._count()
+                line = self.line
             line += block.count(b"\n", pos, start)
             pos = start
             if not self._spend(decoder):

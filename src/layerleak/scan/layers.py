@@ -4,9 +4,10 @@ Layers are independent (a layer's scan records the paths it touches; status is d
 in layer order, by :mod:`layerleak.layers.status`), so the layers a file-backed source can
 :meth:`~layerleak.sources.interface.ImageSource.locate` are scanned in worker processes, largest
 first. A large uncompressed layer is split at member boundaries (:mod:`layerleak.layers.tarindex`)
-into parts that the workers share, merged back in order (:func:`layerleak.layers.walk.merge`). A
-gzip layer cannot be split; it is decompressed on a second thread of its worker (python-isal
-releases the GIL). A registry's blobs stream several at once, one per worker
+into parts that the workers share, merged back in order (:func:`layerleak.layers.walk.merge`);
+the workers start on the first parts while this process still walks the other layers' headers
+(:class:`_Schedule`). A gzip layer cannot be split; it is decompressed on a second thread of
+its worker (python-isal releases the GIL). A registry's blobs stream several at once, one per worker
 (:mod:`layerleak.scan.streamed`); one-stream sources (a compressed archive, a daemon's save
 stream) are scanned in order, in this process.
 
@@ -127,10 +128,11 @@ def scan_layers(
     if not todo:
         return scans
     located = {k: loc for k in todo if (loc := source.locate(k)) is not None}
-    tasks = _tasks(located, plan) if plan.jobs > 1 and len(located) == len(todo) else []
-    if len(tasks) > 1:
-        found = _scan_in_pool(tasks, located, engine, plan.jobs, progress)
-    elif len(tasks) == 1:
+    schedule = _Schedule(located, plan) if plan.jobs > 1 and len(located) == len(todo) else None
+    if schedule is not None and (len(located) > 1 or schedule.cuts):
+        with schedule:
+            found = _scan_in_pool(schedule, engine, plan.jobs, progress)
+    elif schedule is not None:
         key, loc = next(iter(located.items()))
         hook = progress(key, loc.size) if progress else None
         found = {key: scan_located(key, loc, engine)}
@@ -214,7 +216,8 @@ def _init_forked(engine: Engine) -> None:
 
 def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
     """Workers are forked when this process runs no other thread: they start at once, with the
-    modules imported and the engine built (a spawned worker spends most of a second on that).
+    modules imported (the layer walk and its decoders too) and the engine built (a spawned
+    worker spends most of a second on that).
     With another thread running, forking could copy a lock that thread holds, so they are
     spawned."""
     import multiprocessing
@@ -222,6 +225,7 @@ def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
 
     if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         engine.prepare()  # built once here, not once in every worker
+        import layerleak.layers.walk  # noqa: F401 - imported once here too: a sixth of a second each
         return ProcessPoolExecutor(workers, multiprocessing.get_context("fork"), _init_forked, (engine,))
     return ProcessPoolExecutor(
         workers, multiprocessing.get_context("spawn"), _init_worker, (engine.rules, engine.gate)
@@ -281,26 +285,128 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
 
 def _tasks(located: dict[str, BlobLocation], plan: LayerPlan) -> list[_Task]:
     """Every layer as one task, except that a large uncompressed layer is split at member
-    boundaries into parts of about equal size, so that one big layer keeps every worker busy."""
-    total = sum(loc.size for loc in located.values())
-    target = max(SHARD_MIN, total // (plan.jobs * SHARDS_PER_JOB))
-    tasks: list[_Task] = []
-    for key, loc in located.items():
-        points = _split(loc, -(-loc.size // target)) if loc.size >= 2 * target else []
-        stops: list[int | None] = [*points, None]
-        tasks.extend(_Task(key, loc, lo, hi) for lo, hi in zip([0, *points], stops, strict=True))
-    return sorted(tasks, key=lambda t: t.size, reverse=True)  # largest first
+    boundaries into parts of about equal size, so that one big layer keeps every worker busy;
+    largest first."""
+    with _Schedule(located, plan) as schedule:
+        return schedule.tasks()
 
 
-def _split(loc: BlobLocation, parts: int) -> list[int]:
-    """Where to split an uncompressed layer (none for a compressed or unusual one)."""
-    with open(loc.path, "rb") as f:
-        f.seek(loc.offset)
-        if sniff_compression(f.read(4)) is not None:
-            return []
-        f.seek(loc.offset)
-        starts = tarindex.member_starts(f, loc.size)
-    return tarindex.split_points(starts, loc.size, parts) if starts else []
+def _largest_first(tasks: list[_Task]) -> list[_Task]:
+    return sorted(tasks, key=lambda t: t.size, reverse=True)  # stable: layer order, then offset
+
+
+class _Cut:
+    """A large uncompressed layer cut into parts as the walk of its headers goes on: a part is
+    known once the walk has passed its end, and can be scanned while the walk goes on."""
+
+    def __init__(self, key: str, loc: BlobLocation, parts: int, file: IO[bytes]) -> None:
+        self.key, self.loc = key, loc
+        self._file = file
+        starts = tarindex.walk_members(file, loc.size)
+        self._points = tarindex.split_stream(starts, loc.size, parts)
+        self._start = 0
+        self.parts: list[_Task] = []  # found so far; when the walk is over, every part
+        self.over = False
+
+    def next_part(self) -> _Task | None:
+        """The next part whose end is known; None once the walk is over, when ``parts`` is the
+        whole list: the last part is added then, or, if the walk gave up, ``parts`` becomes the
+        layer as one task (the parts handed out before are not part of it)."""
+        if self.over:
+            return None
+        try:
+            point = next(self._points, None)
+        except tarindex.Unsplittable:
+            self.parts = [_Task(self.key, self.loc)]
+            point = None
+        else:
+            if point is not None:
+                self.parts.append(_Task(self.key, self.loc, self._start, point))
+                self._start = point
+                return self.parts[-1]
+            self.parts.append(_Task(self.key, self.loc, self._start, None))
+        self.over = True
+        self.close()
+        return None
+
+    def finish(self) -> list[_Task]:
+        while self.next_part() is not None:
+            pass
+        return self.parts
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Schedule:
+    """The tasks of the layers of ``located``: a whole layer is one task, known at once; a
+    large uncompressed layer's parts are found by walking its headers (:class:`_Cut`), which
+    can go on while the first parts are scanned."""
+
+    def __init__(self, located: dict[str, BlobLocation], plan: LayerPlan) -> None:
+        self.located = located
+        total = sum(loc.size for loc in located.values())
+        self.target = max(SHARD_MIN, total // (plan.jobs * SHARDS_PER_JOB))
+        self.whole: dict[str, _Task] = {}
+        self.cuts: dict[str, _Cut] = {}
+        try:
+            for key, loc in located.items():
+                parts = -(-loc.size // self.target) if loc.size >= 2 * self.target else 0
+                cut = self._cut(key, loc, parts) if parts else None
+                if cut is None:
+                    self.whole[key] = _Task(key, loc)
+                else:
+                    self.cuts[key] = cut
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def _cut(key: str, loc: BlobLocation, parts: int) -> _Cut | None:
+        f = open(loc.path, "rb")  # noqa: SIM115 - the cut closes it when its walk is over
+        try:
+            f.seek(loc.offset)
+            if sniff_compression(f.read(4)) is not None:
+                f.close()
+                return None  # compressed: scanned whole
+            f.seek(loc.offset)
+        except BaseException:
+            f.close()
+            raise
+        return _Cut(key, loc, parts, f)
+
+    def early(self, count: int) -> Iterator[_Task]:
+        """Up to ``count`` tasks to start the workers on before every layer is walked, each
+        as soon as it is known: the whole layers at least a part's size, largest first, then
+        the first parts of the largest layer being cut. A part handed out here whose layer's
+        walk then gives up is not among :meth:`tasks` (at most ``count`` parts are wasted)."""
+        big = _largest_first([t for t in self.whole.values() if t.size >= self.target])[:count]
+        yield from big
+        if self.cuts and len(big) < count:
+            cut = max(self.cuts.values(), key=lambda c: c.loc.size)
+            for _ in range(count - len(big)):
+                part = cut.next_part()
+                if part is None:
+                    return
+                yield part
+
+    def tasks(self) -> list[_Task]:
+        """Every task, once every layer is walked, largest first."""
+        found: list[_Task] = []
+        for key in self.located:
+            cut = self.cuts.get(key)
+            found.extend(cut.finish() if cut is not None else [self.whole[key]])
+        return _largest_first(found)
+
+    def close(self) -> None:
+        for cut in self.cuts.values():
+            cut.close()
+
+    def __enter__(self) -> _Schedule:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def scan_part(task: _Task, engine: Engine) -> LayerScan:
@@ -323,19 +429,18 @@ def _worker_scan(task: _Task) -> LayerScan:
 
 
 def _scan_in_pool(
-    tasks: list[_Task],
-    located: dict[str, BlobLocation],
+    schedule: _Schedule,
     engine: Engine,
     jobs: int,
     progress: ProgressHook | None,
 ) -> dict[str, LayerScan]:
     from concurrent.futures.process import BrokenProcessPool
 
+    located = schedule.located
     hooks = {k: progress(k, loc.size) if progress else None for k, loc in located.items()}
-    split = {t.key for t in tasks if not t.whole}
     digests: dict[str, str | None] = {}
     try:
-        parts = _run_pool(tasks, engine, jobs, hooks, {k: located[k] for k in split}, digests)
+        parts = _run_pool(schedule, engine, jobs, hooks, digests)
     except BrokenProcessPool:
         raise LayerleakError(
             "a layer-scanning worker process died (out of memory?); try --jobs 1"
@@ -353,20 +458,25 @@ def _scan_in_pool(
     return found
 
 
+HASH_BUFFER = 256 * 1024  # read into one buffer that stays in the CPU cache: a new 4 MiB bytes
+# for every read (its pages faulted in, then copied into) cost a third more than the hashing
+
+
 def hash_region(loc: BlobLocation) -> str | None:
     """sha256 of a layer's bytes in its file (a split layer's diff_id, which no part sees
     whole); None if the file cannot be read to the end. hashlib releases the GIL."""
     digest = hashlib.sha256()
+    view = memoryview(bytearray(HASH_BUFFER))
     left = loc.size
     try:
         with open(loc.path, "rb", buffering=0) as f:
             f.seek(loc.offset)
             while left > 0:
-                data = f.read(min(left, 4 << 20))
-                if not data:
+                got = f.readinto(view[: min(left, HASH_BUFFER)])
+                if not got:
                     return None
-                digest.update(data)
-                left -= len(data)
+                digest.update(view[:got])
+                left -= got
     except OSError:
         return None
     return "sha256:" + digest.hexdigest()
@@ -378,24 +488,41 @@ def _hash_all(regions: dict[str, BlobLocation], out: dict[str, str | None]) -> N
 
 
 def _run_pool(
-    tasks: list[_Task],
+    schedule: _Schedule,
     engine: Engine,
     jobs: int,
     hooks: dict[str, Callable[[int], None] | None],
-    regions: dict[str, BlobLocation] | None = None,
     digests: dict[str, str | None] | None = None,
 ) -> dict[_Task, LayerScan]:
-    """Run the tasks; meanwhile a thread of this (otherwise waiting) process hashes the
-    ``regions`` of split layers into ``digests``. It starts after the workers are forked."""
+    """Run the schedule's tasks. The workers start on the first ``jobs`` tasks while this
+    process walks the layers it cuts; then the rest are handed out, largest first, and a
+    thread of this (otherwise waiting) process hashes the split layers into ``digests``."""
     from concurrent.futures import FIRST_COMPLETED, Future, wait
 
     found: dict[_Task, LayerScan] = {}
+    workers = jobs if schedule.cuts else min(jobs, len(schedule.whole))
     with _signals_held():
-        pool = _pool(engine, min(jobs, len(tasks)))
+        pool = _pool(engine, workers)
     try:
-        with _signals_held():  # the first submit forks the workers
-            pending: dict[Future[LayerScan], _Task] = {pool.submit(_worker_scan, t): t for t in tasks}
+        futures: dict[_Task, Future[LayerScan]] = {}
+
+        def submit(task: _Task) -> None:
+            with _signals_held():  # the first submit forks the workers
+                futures[task] = pool.submit(_worker_scan, task)
+
+        for task in schedule.early(jobs):
+            submit(task)
+        tasks = schedule.tasks()
+        for task in tasks:
+            if task not in futures:
+                submit(task)
+        wanted = set(tasks)
+        for task, fut in futures.items():
+            if task not in wanted:
+                fut.cancel()  # a part of a layer whose walk gave up: its result is not used
+        pending = {futures[t]: t for t in tasks}
         hasher = None
+        regions = {t.key: t.loc for t in tasks if not t.whole}
         if regions:
             out = digests if digests is not None else {}
             hasher = threading.Thread(target=_hash_all, args=(regions, out), name="diff-id", daemon=True)

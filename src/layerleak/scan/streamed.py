@@ -17,7 +17,6 @@ back: they keep the one-at-a-time path (a gzip layer is still inflated on a seco
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, cast
@@ -41,6 +40,8 @@ def usable(source: ImageSource, keys: list[str], jobs: int) -> bool:
     """Whether ``keys`` of ``source`` can be streamed in parallel here: a source that allows it,
     more than one layer and one job, and a process that may fork (no other thread running,
     whose locks a fork could copy held)."""
+    import multiprocessing  # not at import: a rescan answered by the cache never loads it
+
     return (
         source.parallel_blobs
         and jobs > 1
@@ -98,6 +99,7 @@ def scan_streamed(
 
 
 def _pool(source: ImageSource, engine: Engine, workers: int) -> ProcessPoolExecutor:
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # forked: the source (its token, its probe's answer) and the engine are inherited, not pickled
