@@ -20,7 +20,7 @@ from layerleak.detect.rules import load_rules
 from layerleak.layers.scanned import LayerScan
 from layerleak.models import ImageResult
 from layerleak.scan import ScanOptions, scan_source
-from layerleak.scan.layers import THREADED_GZIP_MIN, scan_located
+from layerleak.scan.layers import THREADED_GZIP_MIN, _is_gzip, scan_located
 from layerleak.sources.interface import BlobLocation
 from layerleak.sources.targets import open_target
 from layerleak.store.cache import LayerCache
@@ -51,6 +51,9 @@ def _check_all_ways(targets: list[str], cache_dir: Path) -> int:
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr("layerleak.scan.layers.SHARD_MIN", 1)  # every uncompressed layer split
                 assert _scan(target, FAST, jobs=2) == plain, f"layer parts changed results: {target}"
+                # every gzip layer inflated to a temporary file and split too
+                mp.setattr("layerleak.scan.layers._worth_spooling", lambda loc, total, jobs: _is_gzip(loc))
+                assert _scan(target, FAST, jobs=2) == plain, f"spooled layer parts changed results: {target}"
             assert _scan(target, FAST, jobs=2, cache=cache) == plain, f"cold cache: {target}"
             assert _scan(target, FAST, jobs=2, cache=cache) == plain, f"warm cache: {target}"
             shown = _scan(target, PLAIN, show=True)
@@ -260,3 +263,66 @@ def test_hash_region_is_the_sha256_of_the_region(tmp_path: Path) -> None:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert hash_region(BlobLocation(str(path), 1000, len(data))) == digest
     assert hash_region(BlobLocation(str(path), 1000, len(data) + 11)) is None  # past the end of the file
+
+
+# --- a big gzip layer inflated to a temporary file, then cut -------------------------------------
+
+
+def _oci_gzip(root: Path, layers: list[bytes], truncate_first: bool = False) -> str:
+    import handmade
+
+    blobs = [handmade.Blob(handmade.gzipped(layer), handmade.MT_OCI_LAYER_GZIP) for layer in layers]
+    if truncate_first:
+        blobs[0] = handmade.Blob(blobs[0].data[: len(blobs[0].data) * 2 // 3], handmade.MT_OCI_LAYER_GZIP)
+    config = handmade.image_config(layers, [{"created_by": f"step {i}"} for i in range(len(layers))])
+    manifest = handmade.oci_manifest(config, blobs)
+    index = {"schemaVersion": 2, "manifests": [manifest.descriptor(
+        annotations={"org.opencontainers.image.ref.name": "t"})]}
+    handmade.write_dir(root, handmade.oci_layout_files(index, [config, manifest, *blobs]))
+    return f"oci:{root}:t"
+
+
+@pytest.mark.parametrize("first", ["plain", "git", "damaged", "truncated"])
+def test_a_spooled_gzip_layer_scans_as_the_straightforward_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """The largest layer, gzip, is inflated to a temporary file by a thread of the parent and
+    its parts shared by the workers: the whole result (digests, layer summaries, errors) is the
+    one-process, no-gate scan's. A layer that cannot be cut (a git repository) is scanned whole
+    from the plain file; tar damage inside sends it to the straightforward path; a truncated
+    blob makes the spool give up. Nothing is left in the temporary directory."""
+    import tempfile
+
+    from plant import github_pat_classic
+
+    from layerleak.scan.spool import Spool
+
+    secret = github_pat_classic()
+    big = {
+        "plain": _layer(500, secret),
+        "truncated": _layer(500, secret),
+        "git": _layer(500, secret, (("srv/app/.git/config", b"[core]\n"),)),
+        "damaged": _damaged_late(_layer(500, secret)),
+    }[first]
+    target = _oci_gzip(tmp_path / "image", [big, _layer(3, secret)], truncate_first=first == "truncated")
+    plain = _scan(target, PLAIN)
+    spooled: list[bool] = []  # whether each spool gave a plain file
+    wait = Spool.wait
+
+    def recorded(self: Spool) -> BlobLocation | None:
+        got = wait(self)
+        spooled.append(got is not None)
+        return got
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with monkeypatch.context() as mp:
+        mp.setattr(Spool, "wait", recorded)
+        mp.setattr(tempfile, "tempdir", str(scratch))
+        mp.setattr("layerleak.scan.layers.SHARD_MIN", 4096)
+        fast = _scan(target, FAST, jobs=2)
+    assert spooled == [first != "truncated"], spooled
+    assert fast == plain, first
+    assert list(scratch.iterdir()) == []
+    assert sum(len(i.findings) for i in plain) > 0
+    assert bool(any(i.errors for i in plain)) == (first in ("damaged", "truncated"))

@@ -35,6 +35,7 @@ from layerleak.layers.decompress import sniff_compression
 from layerleak.layers.scanned import LayerScan, merge
 from layerleak.memory import return_large_buffers
 from layerleak.scan import streamed
+from layerleak.scan.spool import Spool
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerStore
 
@@ -129,7 +130,7 @@ def scan_layers(
         return scans
     located = {k: loc for k in todo if (loc := source.locate(k)) is not None}
     schedule = _Schedule(located, plan) if plan.jobs > 1 and len(located) == len(todo) else None
-    if schedule is not None and (len(located) > 1 or schedule.cuts):
+    if schedule is not None and (len(located) > 1 or schedule.cuts or schedule.spools):
         with schedule:
             found = _scan_in_pool(schedule, engine, plan.jobs, progress)
     elif schedule is not None:
@@ -291,6 +292,20 @@ def _tasks(located: dict[str, BlobLocation], plan: LayerPlan) -> list[_Task]:
         return schedule.tasks()
 
 
+def _worth_spooling(loc: BlobLocation, total: int, jobs: int) -> bool:
+    """A gzip layer more than one worker's share of all the bytes: scanned whole, it would keep
+    one worker busy after the others are done."""
+    return loc.size * jobs > total and _is_gzip(loc)
+
+
+def _is_gzip(loc: BlobLocation) -> bool:
+    try:
+        with open(loc.path, "rb", buffering=0) as f:
+            return os.pread(f.fileno(), 4, loc.offset)[:2] == b"\x1f\x8b"
+    except OSError:
+        return False
+
+
 def _largest_first(tasks: list[_Task]) -> list[_Task]:
     return sorted(tasks, key=lambda t: t.size, reverse=True)  # stable: layer order, then offset
 
@@ -349,9 +364,16 @@ class _Schedule:
         self.target = max(SHARD_MIN, total // (plan.jobs * SHARDS_PER_JOB))
         self.whole: dict[str, _Task] = {}
         self.cuts: dict[str, _Cut] = {}
+        # A gzip layer bigger than a worker's share is inflated to a temporary file (by a
+        # thread of this process, while the workers scan the rest), then cut like a plain one.
+        self.spools: dict[str, Spool] = {}
+        self.plain: dict[str, BlobLocation] = {}  # the spooled layers' plain files
         try:
             for key, loc in located.items():
                 parts = -(-loc.size // self.target) if loc.size >= 2 * self.target else 0
+                if parts and plan.jobs > 1 and _worth_spooling(loc, total, plan.jobs):
+                    self.spools[key] = Spool(loc)  # started once the workers are forked
+                    continue
                 cut = self._cut(key, loc, parts) if parts else None
                 if cut is None:
                     self.whole[key] = _Task(key, loc)
@@ -390,17 +412,58 @@ class _Schedule:
                     return
                 yield part
 
-    def tasks(self) -> list[_Task]:
-        """Every task, once every layer is walked, largest first."""
+    def start_spools(self) -> None:
+        """Start inflating. After the workers are forked: a fork copies no running thread, but
+        a fork while one runs could copy a lock it holds."""
+        for spool in self.spools.values():
+            spool.start()
+
+    def ready(self) -> list[_Task]:
+        """Every task but the spooled layers' (which are still being inflated), largest first."""
         found: list[_Task] = []
         for key in self.located:
             cut = self.cuts.get(key)
-            found.extend(cut.finish() if cut is not None else [self.whole[key]])
+            if cut is not None:
+                found.extend(cut.finish())
+            elif key in self.whole:
+                found.append(self.whole[key])
         return _largest_first(found)
+
+    def tasks(self) -> list[_Task]:
+        """Every task, once every layer is walked (and every spool inflated), largest first."""
+        found = self.ready()
+        for key, spool in self.spools.items():
+            found.extend(self._spooled(key, spool))
+        return _largest_first(found)
+
+    def _spooled(self, key: str, spool: Spool) -> list[_Task]:
+        """A spooled layer's tasks: the parts of its plain file, or the whole plain file if it
+        cannot be cut, or the layer as it is if the spool gave up (the usual path then reports
+        what made it give up)."""
+        plain = spool.wait()
+        if plain is None:
+            return [_Task(key, self.located[key])]
+        self.plain[key] = plain
+        parts = -(-plain.size // self.target) if plain.size >= 2 * self.target else 0
+        if not parts:
+            return [_Task(key, plain)]
+        f = open(plain.path, "rb")  # noqa: SIM115 - the cut closes it when its walk is over
+        cut = self.cuts[key] = _Cut(key, plain, parts, f)
+        return cut.finish()
+
+    def reported_size(self, task: _Task) -> int:
+        """How much of its layer's blob ``task`` stands for, for progress (a spooled layer's
+        parts are parts of its plain file, bigger than the blob)."""
+        plain = self.plain.get(task.key)
+        if plain is None or not plain.size:
+            return task.size
+        return task.size * self.located[task.key].size // plain.size
 
     def close(self) -> None:
         for cut in self.cuts.values():
             cut.close()
+        for spool in self.spools.values():
+            spool.close()  # its temporary file goes
 
     def __enter__(self) -> _Schedule:
         return self
@@ -449,12 +512,15 @@ def _scan_in_pool(
     for key, loc in located.items():
         mine = sorted((t.start, scan) for t, scan in parts.items() if t.key == key)
         scans = [scan for _, scan in mine]
-        if len(scans) == 1:
-            found[key] = scans[0]
-        elif any(scan.error is not None for scan in scans):
+        plain = schedule.plain.get(key)  # spooled: the parts are of this plain file
+        if any(scan.error is not None for scan in scans) and (len(scans) > 1 or plain is not None):
             found[key] = scan_located(key, loc, engine)  # damage: the straightforward way reports it
+        elif len(scans) == 1:
+            found[key] = scans[0]
         else:
-            found[key] = merge(key, scans, loc.size, digests.get(key))
+            found[key] = merge(key, scans, plain.size if plain else loc.size, digests.get(key))
+        if plain is not None and found[key].error is None:
+            found[key].blob_sha256 = schedule.spools[key].blob_sha256  # the blob's own digest
     return found
 
 
@@ -500,7 +566,7 @@ def _run_pool(
     from concurrent.futures import FIRST_COMPLETED, Future, wait
 
     found: dict[_Task, LayerScan] = {}
-    workers = jobs if schedule.cuts else min(jobs, len(schedule.whole))
+    workers = jobs if schedule.cuts or schedule.spools else min(jobs, len(schedule.whole))
     with _signals_held():
         pool = _pool(engine, workers)
     try:
@@ -510,8 +576,16 @@ def _run_pool(
             with _signals_held():  # the first submit forks the workers
                 futures[task] = pool.submit(_worker_scan, task)
 
+        if schedule.spools:
+            with _signals_held():  # fork the workers now (the first submit does), then inflate
+                pool.submit(int).result()
+            schedule.start_spools()
         for task in schedule.early(jobs):
             submit(task)
+        if schedule.spools:  # the rest first, while the spools inflate; their parts come last
+            for task in schedule.ready():
+                if task not in futures:
+                    submit(task)
         tasks = schedule.tasks()
         for task in tasks:
             if task not in futures:
@@ -534,7 +608,7 @@ def _run_pool(
                 found[task] = fut.result()
                 hook = hooks[task.key]
                 if hook is not None:
-                    hook(task.size)
+                    hook(schedule.reported_size(task))
         if hasher is not None:
             hasher.join()
     except BaseException:  # interrupted (or a worker failed): stop the workers now, not after their tasks

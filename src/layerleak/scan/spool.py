@@ -68,6 +68,7 @@ class Spool:
         self.blob_sha256: str | None = None
         self.reason: str | None = None  # why it gave up (for tests and --verbose)
         self._ok = False
+        self._done = False  # inflated, or given up
 
     def start(self) -> Spool:
         self._thread = threading.Thread(target=self._run, name="layerleak-spool", daemon=True)
@@ -75,6 +76,10 @@ class Spool:
         return self
 
     def wait(self) -> BlobLocation | None:
+        """The plain layer's location once inflated (inflated here and now if it was never
+        started), or None."""
+        if self._thread is None and not self._done and not self._stop.is_set():
+            self._run()
         if self._thread is not None:
             self._thread.join()
         if not self._ok or self._path is None:
@@ -107,6 +112,7 @@ class Spool:
             self.reason = f"{type(exc).__name__}: {exc}"
         if not self._ok:
             self._remove()
+        self._done = True
 
     def _inflate(self) -> None:
         from isal import igzip
