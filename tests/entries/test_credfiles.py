@@ -320,9 +320,9 @@ def test_a_credential_file_is_looked_up_once(monkeypatch: pytest.MonkeyPatch) ->
     calls: list[str] = []
     real = credfiles.kind_for
 
-    def counted(path: str) -> credfiles.Kind | None:
+    def counted(path: str, base: str | None = None) -> credfiles.Kind | None:
         calls.append(path)
-        return real(path)
+        return real(path, base)
 
     monkeypatch.setattr(credfiles, "kind_for", counted)
     data = b"machine example.invalid login deploy password " + b"Zq7" * 6 + b"\n"

@@ -35,14 +35,18 @@ STREAMS = (GZIP, BZIP2, XZ, ZSTD)  # one compressed stream: the content is one f
 HEAD = 512  # bytes of a file the classifiers look at
 
 
+_SKIP_STARTS = tuple(magic for magic, _ in SKIP_MAGIC)
+
+
 def skip_reason(head: bytes) -> str | None:
     """The format name when the content is not worth scanning and cannot be opened, else None."""
-    for magic, name in SKIP_MAGIC:
-        if head.startswith(magic):
-            return name
-    if head[:4] == b"RIFF" and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
+    if head.startswith(_SKIP_STARTS):  # one test for all of them; then which one
+        for magic, name in SKIP_MAGIC:
+            if head.startswith(magic):
+                return name
+    if head.startswith(b"RIFF") and head[8:12] in (b"WEBP", b"WAVE", b"AVI "):
         return "riff"
-    if head[4:8] == b"ftyp":
+    if head.startswith(b"ftyp", 4):
         return "mp4"
     return None
 
@@ -52,6 +56,8 @@ def container_kind(head: bytes) -> str | None:
 
     A .jar, .war, .ear, .whl and .egg is a zip; a .tgz is gzip around tar.
     """
+    if not head.startswith(_CONTAINER_STARTS):
+        return TAR if head.startswith(b"ustar", 257) else None  # POSIX "ustar\0" and GNU "ustar  \0"
     if head.startswith(b"\x1f\x8b\x08"):
         return GZIP
     if head.startswith(b"BZh") and head[3:4].isdigit() and head[3:4] != b"0":
@@ -62,9 +68,13 @@ def container_kind(head: bytes) -> str | None:
         return ZSTD
     if head.startswith(b"PK\x03\x04"):
         return ZIP
-    if head[257:262] == b"ustar":  # POSIX "ustar\0" and GNU "ustar  \0"
+    if head.startswith(b"ustar", 257):
         return TAR
     return None
+
+
+# What the compressed and zip formats of container_kind start with (a tar's mark is at 257)
+_CONTAINER_STARTS = (b"\x1f\x8b\x08", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"PK\x03\x04")
 
 
 def text_encoding(head: bytes) -> str | None:
@@ -74,11 +84,14 @@ def text_encoding(head: bytes) -> str | None:
         return "utf-16-le"
     if head.startswith(b"\xfe\xff"):
         return "utf-16-be"
-    sample = head[: HEAD & ~1]
-    if len(sample) < 32:
+    size = min(len(head), HEAD & ~1)
+    if size < 32:
         return None
+    half = size // 2
+    if head.count(0, 0, size) < 0.9 * half:
+        return None  # neither half can hold 90% NULs: most files leave here, after one count
+    sample = head[:size]
     even, odd = sample[0::2], sample[1::2]
-    half = len(sample) // 2
     if odd.count(0) >= 0.9 * half and even.count(0) <= 0.05 * half and _printable(even) >= 0.9:
         return "utf-16-le"
     if even.count(0) >= 0.9 * half and odd.count(0) <= 0.05 * half and _printable(odd) >= 0.9:
@@ -109,4 +122,4 @@ def pyc_header(head: bytes) -> int | None:
 
 
 def is_binary(head: bytes) -> bool:
-    return b"\x00" in head[:8192]
+    return head.find(b"\x00", 0, 8192) >= 0

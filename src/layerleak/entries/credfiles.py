@@ -611,9 +611,10 @@ _NAMES = frozenset(
 )
 
 
-def kind_for(path: str) -> Kind | None:
-    """The credential format of the file at ``path``, if it is one."""
-    if not _quick(posixpath.basename(path)):
+def kind_for(path: str, base: str | None = None) -> Kind | None:
+    """The credential format of the file at ``path``, if it is one (``base``: its file name,
+    when the caller has it)."""
+    if not _quick(posixpath.basename(path) if base is None else base):
         return None
     for kind in KINDS:
         if kind.path.search(path):

@@ -31,6 +31,7 @@ import gzip
 import io
 import lzma
 import posixpath
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -56,7 +57,7 @@ from layerleak.detect.engine import CHUNK_SIZE, Engine
 from layerleak.entries import keystores
 from layerleak.entries.decoders import scan_leaf
 from layerleak.entries.limits import DEFAULT_LIMITS, MIB, Budget, Cut, Limited, Limits, ended
-from layerleak.entries.streams import Counting, Prefixed, Reader, read_up_to
+from layerleak.entries.streams import ENDED, Counting, Prefixed, Reader, read_up_to
 
 if TYPE_CHECKING:  # gitrepo scans blobs with content, which imports this module
     from layerleak.entries.gitrepo import Collector
@@ -113,15 +114,46 @@ def join(inner: str | None, name: str) -> str:
     return name if inner is None else f"{inner}{SEP}{name}"
 
 
-def scan_file(engine: Engine, path: str, first: bytes, rest: Reader, budget: Budget) -> Iterator[Hit]:
-    """Every (inner_path, match) in one layer file, opening what it contains."""
+def scan_file(
+    engine: Engine,
+    path: str,
+    first: bytes,
+    rest: Reader,
+    budget: Budget,
+    name: str | None = None,
+    head: bytes | None = None,
+) -> Iterator[Hit]:
+    """Every (inner_path, match) in one layer file, opening what it contains. ``name``: its file
+    name, ``head``: ``first[:HEAD]``, when the caller has them already."""
     scan = _FileScan(engine, path, budget)
+    if head is None:
+        head = first[:HEAD]
+    kind = container_kind(head)
     try:
-        yield from scan.content(None, None, posixpath.basename(path), first, _Guard(rest), 0)
+        if kind is None:
+            # A plain file, the common case: no archive reader sits between it and the layer's
+            # stream to swallow that stream's failure, so its rest needs no _Guard.
+            if _may_be_keystore(head):  # a binary key container: read it whole
+                first, whole = read_up_to(first, rest, keystores.MAX_CONTAINER)
+                if whole:
+                    yield from keystores.scan(first)
+            yield from scan_leaf(engine, path, first, rest, budget)  # its markers are inner paths
+        else:
+            name = _basename(path) if name is None else name
+            guarded = rest if rest is ENDED else _Guard(rest)  # a file read whole cannot fail
+            yield from scan.container(kind, None, None, name, first, guarded, 0)
     except OuterFailure as failure:
         raise failure.error from None
     except Cut as cut:  # the file's entry budget is spent
         budget.note(cut.message)
+
+
+def _may_be_keystore(head: bytes) -> bool:
+    """keystores.is_candidate, after the test it starts with (a DER SEQUENCE or a Java store magic)."""
+    return (head[:1] == b"\x30" or head[:4] in _STORE_MAGIC) and keystores.is_candidate(head)
+
+
+_STORE_MAGIC = (keystores.JKS_MAGIC, keystores.JCEKS_MAGIC)
 
 
 class _FileScan:
@@ -141,13 +173,19 @@ class _FileScan:
             if depth and skip_reason(head):
                 return  # media inside an archive: nothing readable
             rule_path = self.path if inner is None else f"{self.path}{SEP}{inner}"
-            if keystores.is_candidate(head):  # a binary key container: read it whole
+            if _may_be_keystore(head):  # a binary key container: read it whole
                 first, whole = read_up_to(first, rest, keystores.MAX_CONTAINER)
                 for box, m in keystores.scan(first) if whole else ():
                     yield join(inner, box), m
             for marker, m in scan_leaf(self.engine, rule_path, first, rest, self.budget):
                 yield (inner if marker is None else join(inner, marker)), m
             return
+        yield from self.container(kind, inner, base, name, first, rest, depth)
+
+    def container(
+        self, kind: str, inner: str | None, base: str | None, name: str, first: bytes, rest: Reader,
+        depth: int,
+    ) -> Iterator[Hit]:
         if depth >= self.budget.limits.max_depth:
             self.budget.note(
                 f"{inner or 'this file'}: {kind} nested more than {self.budget.limits.max_depth} "
@@ -171,8 +209,18 @@ class _FileScan:
         rest: Reader,
         depth: int,
     ) -> Iterator[Hit]:
-        source = Counting(Prefixed(first, rest))
         where = f"{inner or 'this file'} ({kind})"
+        if kind == GZIP and LEAN_GZIP and _drained(rest):
+            data = _whole_gzip(first, self.budget)
+            if data is not None:  # read whole under the budget, as the Limited below would have
+                if data:
+                    self.budget.expanded += len(data)
+                    drained = Limited(ENDED, self.budget, _zero, where, READ_ERRORS)
+                    drained.count = len(data)
+                    child = _strip(name, kind)
+                    yield from self.content(join(inner, child), base, child, data, drained, depth + 1)
+                return
+        source = Counting(Prefixed(first, rest))
         inflate = _decompressor(kind, source, self.budget.limits)
         plain = Limited(inflate, self.budget, lambda: source.count, where, READ_ERRORS)
         child = _strip(name, kind)
@@ -202,7 +250,7 @@ class _FileScan:
                         continue
                     head = f.read(CHUNK_SIZE)
                     child = join(base, name)
-                    found = self.content(child, child, posixpath.basename(name), head, f, depth + 1)
+                    found = self.content(child, child, _basename(name), head, f, depth + 1)
                     yield from git.seen(name, found)
             except (tarfile.TarError, EOFError, zlib.error) as exc:
                 if not ended(rest):  # else the stream it came from said why it ended
@@ -225,19 +273,37 @@ class _FileScan:
                 if not ended(rest):
                     self.budget.note(f"{where}: zip is corrupt ({exc}); not scanned")
                 return
+            # A zip held in memory: its small members are read straight from its buffer
+            # (_member_bytes), without zipfile's reader machinery, when that gives their bytes
+            # exactly; released before the spool closes.
+            view = spool.getbuffer() if LEAN_ZIP_MEMBERS and isinstance(spool, io.BytesIO) else None
             git = _Git(self, base)
-            with archive:
-                try:
+            worktree = git.worktree
+            budget = self.budget
+            try:
+                with archive:
                     for info in archive.infolist():
                         name = _member_name(info.filename or "(unnamed)")
                         child = join(base, name)
-                        self.budget.entry(child)
+                        budget.entry(child)
                         if info.filename.endswith("/") or info.file_size == 0:  # is_dir() fails on ""
                             continue
-                        yield from git.seen(name, self._zip_member(archive, info, child, name, depth, git))
+                        data = None if view is None else _member_bytes(view, info, name, budget)
+                        if data is None:
+                            found = self._zip_member(archive, info, child, name, depth, git)
+                        else:  # read whole under the budget, as _zip_member's Limited would have
+                            budget.expanded += len(data)
+                            drained = Limited(ENDED, budget, _zero, child, READ_ERRORS)
+                            drained.count = len(data)
+                            found = self.content(child, child, _basename(name), data, drained, depth + 1)
+                        for hit in found:  # what _Git.seen records, without its generator
+                            worktree.add(("/" + name, hit[1].rule_id, hit[1].secret))
+                            yield hit
                     yield from git.finish()
-                finally:
-                    git.close()
+            finally:
+                git.close()
+                if view is not None:
+                    view.release()
 
     def _zip_member(
         self, archive: zipfile.ZipFile, info: zipfile.ZipInfo, child: str, name: str, depth: int, git: _Git
@@ -254,7 +320,7 @@ class _FileScan:
                 return
             head = plain.read(CHUNK_SIZE)
             if head:
-                yield from self.content(child, child, posixpath.basename(name), head, plain, depth + 1)
+                yield from self.content(child, child, _basename(name), head, plain, depth + 1)
 
     def _spool(self, where: str, first: bytes, rest: Reader) -> IO[bytes] | None:
         """The whole zip, seekable: in memory up to ``zip_memory``, then in an unnamed
@@ -348,6 +414,115 @@ def _strip(name: str, kind: str) -> str:
 
 
 def _member_name(name: str) -> str:
+    if (
+        name.isascii()
+        and name
+        and not name.startswith(("/", "."))
+        and not name.endswith("/")
+        and "/." not in name
+        and "//" not in name
+    ):
+        return name  # no ".", ".." or empty component, no slash to strip: normpath keeps it
     if not name.isascii():  # undecodable bytes as \xNN text, as layers/walk.py does
         name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name).lstrip("/") or name
+
+
+LEAN_ZIP_MEMBERS = True  # tests turn these off to compare with the general readers on the same input
+LEAN_GZIP = True
+
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # a zip local file header (zipfile's structFileHeader)
+_LOCAL_MAGIC = b"PK\x03\x04"
+_FLAG_ENCRYPTED, _FLAG_PATCHED, _FLAG_STRONG, _FLAG_UTF8 = 1 << 0, 1 << 5, 1 << 6, 1 << 11
+
+
+def _zero() -> int:
+    return 0
+
+
+def _basename(name: str) -> str:
+    return name[name.rfind("/") + 1 :]
+
+
+def _member_bytes(view: memoryview, info: zipfile.ZipInfo, name: str, budget: Budget) -> bytes | None:
+    """A zip member's bytes read straight from the zip's buffer, when that is exactly what
+    zipfile's reader under a :class:`Limited` gives for it: a member that is no git object file,
+    stored or deflated, not encrypted, with the local header and name zipfile checks, at most
+    ``ratio_floor`` bytes (so one read of CHUNK_SIZE has it all and the ratio check cannot
+    fire), within what is left of the expansion budget, whose inflated length and CRC-32 are the
+    ones the directory records. Anything else (None) goes through zipfile, whose errors and
+    notes are then the same as ever: this path never notes, and changes the budget only when it
+    returns bytes (its caller then counts them)."""
+    size = info.file_size
+    limits = budget.limits
+    if (
+        size > limits.ratio_floor
+        or budget.spent
+        or budget.expanded + size > limits.max_expanded_bytes
+        or info.flag_bits & (_FLAG_ENCRYPTED | _FLAG_PATCHED | _FLAG_STRONG)
+        or ".git/" in name
+    ):
+        return None
+    method = info.compress_type
+    if method != zipfile.ZIP_DEFLATED and method != zipfile.ZIP_STORED:
+        return None
+    at = info.header_offset
+    if at < 0 or at + _LOCAL.size > len(view):
+        return None
+    header = _LOCAL.unpack_from(view, at)
+    if header[0] != _LOCAL_MAGIC:
+        return None
+    start = at + _LOCAL.size + header[10] + header[11]
+    end = start + info.compress_size
+    # Past the buffer, or past where the next member starts when zipfile knows it (the overlap
+    # check of later Pythons, which then refuse the member in ZipFile.open): zipfile decides.
+    if end > len(view) or end > (getattr(info, "_end_offset", None) or end):
+        return None
+    try:
+        stored = bytes(view[at + _LOCAL.size : at + _LOCAL.size + header[10]])
+        named = stored.decode("utf-8") if header[3] & _FLAG_UTF8 else stored.decode("cp437")
+    except UnicodeDecodeError:
+        return None
+    if named != info.orig_filename:
+        return None
+    if method == zipfile.ZIP_STORED:
+        if info.compress_size != size:
+            return None
+        data = bytes(view[start:end])
+    else:
+        try:
+            data = zlib.decompressobj(-15).decompress(view[start:end], size + 1)
+        except zlib.error:
+            return None
+        if len(data) != size:
+            return None
+    if zlib.crc32(data) != info.CRC:
+        return None
+    return data
+
+
+def _drained(rest: Reader) -> bool:
+    """Whether nothing follows ``first``: a file read whole, or a member read whole under the budget."""
+    return rest is ENDED or (isinstance(rest, Limited) and rest.inner is ENDED and not rest.ended)
+
+
+def _whole_gzip(data: bytes, budget: Budget) -> bytes | None:
+    """The content of ``data``, a whole gzip file, when that is exactly what GzipFile under a
+    :class:`Limited` gives for it: one member, nothing after it, its header, CRC-32 and length
+    checked by zlib (which accepts no header GzipFile refuses), at most ``ratio_floor`` bytes
+    (one read of CHUNK_SIZE has it all; the ratio check cannot fire), within what is left of
+    the expansion budget. Else None, and GzipFile reads it, with its notes; this never notes
+    and never spends."""
+    limits = budget.limits
+    if budget.spent:
+        return None
+    inflate = zlib.decompressobj(31)
+    try:
+        out = inflate.decompress(data, limits.ratio_floor + 1)
+    except zlib.error:
+        return None
+    if not inflate.eof or inflate.unused_data or len(out) > limits.ratio_floor:
+        return None
+    if budget.expanded + len(out) > limits.max_expanded_bytes:
+        return None
+    return out

@@ -89,7 +89,14 @@ GO_MODULE = "go:module"
 GEM_INSTALLED = "gem:installed"
 
 
+# Every name is_package_db accepts ends with one of these: one test rejects the other files.
+_DB_ENDINGS = ("/RECORD", ".md5sums", "/status", "/installed", "/package.json", _NPM_LOCK, ".ziphash",
+               ".gemspec", ".sha1")
+
+
 def is_package_db(path: str) -> bool:
+    if not path.endswith(_DB_ENDINGS):
+        return False
     return bool(
         path.endswith("/RECORD") and _RECORD.search(path)
         or path.endswith(".md5sums") and _DPKG_MD5SUMS.match(path)

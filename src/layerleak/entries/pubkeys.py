@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from layerleak.detect import validity
-from layerleak.detect.classify import HEAD, is_binary
+from layerleak.detect.classify import HEAD
 from layerleak.entries import keystores
 
 MAX_BLOCKS = 2_000  # PEM blocks read per file (a CA bundle holds about 150)
@@ -78,17 +78,24 @@ def private_key_id(secret: str) -> str | None:
     return spki_fingerprint(key.public_key())
 
 
-def public_keys(path: str, data: bytes) -> list[PublicKey]:
-    """Every public key ``data`` (a file's first bytes) carries."""
+def public_keys(path: str, data: bytes, base: str | None = None) -> list[PublicKey]:
+    """Every public key ``data`` (a file's first bytes) carries. ``base``: the path's file name,
+    when the caller has it."""
     found: list[PublicKey] = []
-    if not is_binary(data[:HEAD]) and b"-----BEGIN " in data:  # text: one pass of a fast search
+    # text (no NUL in its first HEAD bytes: is_binary, without copying them), then one pass of
+    # a fast search
+    if data.find(b"\x00", 0, HEAD) < 0 and b"-----BEGIN " in data:
         found.extend(_pem(data))
-    base = posixpath.basename(path)
+    if base is None:
+        base = posixpath.basename(path)
     if (base in _SSH_FILES or base.endswith(".pub")) and len(data) < 1024 * 1024:
         found.extend(_ssh(data))
-    if data[:1] == b"\x30" or data[:4] in (keystores.JKS_MAGIC, keystores.JCEKS_MAGIC):
+    if data.startswith(_BINARY_STARTS):
         found.extend(_binary(data))
     return found
+
+
+_BINARY_STARTS = (b"\x30", keystores.JKS_MAGIC, keystores.JCEKS_MAGIC)  # DER, a Java key store
 
 
 def _pem(data: bytes) -> Iterator[PublicKey]:

@@ -250,7 +250,7 @@ def _visit(
     whole = member.size <= len(first)
     rest = ENDED if whole else f
     notes: list[str] = []
-    reason, matches = scan_entry(path, first, rest, engine, notes)  # type: ignore[arg-type]
+    reason, matches = scan_entry(path, first, rest, engine, notes, base)  # type: ignore[arg-type]
     if reason is not None:
         result.skipped[reason] = result.skipped.get(reason, 0) + 1
         return
@@ -266,7 +266,7 @@ def _visit(
             break
         key_id = pubkeys.private_key_id(match.secret)
         result.hits.append(FileHit(path=path, match=match, inner_path=inner_path, key_id=key_id))
-    for fp, kind, detail in pubkeys.public_keys(path, first):
+    for fp, kind, detail in pubkeys.public_keys(path, first, base):
         result.public_keys.setdefault(fp, []).append((path, kind, detail))
     if len(result.hits) > hits_before:
         if hashing is not None:
@@ -278,5 +278,6 @@ def _visit(
     if whole and provenance.is_package_db(path):
         for recorded, digest in provenance.package_entries(path, first):
             result.packages.setdefault(recorded, set()).add(digest)
-    result.notes.extend((path, note) for note in notes)
+    if notes:
+        result.notes.extend((path, note) for note in notes)
 
