@@ -288,7 +288,7 @@ def _tasks(located: dict[str, BlobLocation], plan: LayerPlan) -> list[_Task]:
     """Every layer as one task, except that a large uncompressed layer is split at member
     boundaries into parts of about equal size, so that one big layer keeps every worker busy;
     largest first."""
-    with _Schedule(located, plan) as schedule:
+    with _Schedule(located, plan, spool=False) as schedule:  # tasks that outlive the schedule
         return schedule.tasks()
 
 
@@ -358,7 +358,7 @@ class _Schedule:
     large uncompressed layer's parts are found by walking its headers (:class:`_Cut`), which
     can go on while the first parts are scanned."""
 
-    def __init__(self, located: dict[str, BlobLocation], plan: LayerPlan) -> None:
+    def __init__(self, located: dict[str, BlobLocation], plan: LayerPlan, spool: bool = True) -> None:
         self.located = located
         total = sum(loc.size for loc in located.values())
         self.target = max(SHARD_MIN, total // (plan.jobs * SHARDS_PER_JOB))
@@ -371,7 +371,7 @@ class _Schedule:
         try:
             for key, loc in located.items():
                 parts = -(-loc.size // self.target) if loc.size >= 2 * self.target else 0
-                if parts and plan.jobs > 1 and _worth_spooling(loc, total, plan.jobs):
+                if spool and parts and plan.jobs > 1 and _worth_spooling(loc, total, plan.jobs):
                     self.spools[key] = Spool(loc)  # started once the workers are forked
                     continue
                 cut = self._cut(key, loc, parts) if parts else None
