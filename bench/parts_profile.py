@@ -9,7 +9,7 @@ scanning every part without a profiler. The stage table is from cProfile (``tott
 function, which inflates Python-heavy stages) or, with ``--sampler py-spy`` when py-spy is
 installed (a development tool, not a dependency), from sampling, which does not. The stages:
 
-- decoders: the value decoders' passes (``entries/decoders._runs`` and what it calls)
+- decoders: the value decoders (``entries/decoders.py`` but its views: the passes, the tap)
 - engine: ``detect/engine.py`` and RE2 calls made from it; hyperscan: the keyword gate's scan
 - tar: tarfile and ``layers/targuard``; inflate: gzip, zip, zlib; pyc: ``.pyc`` string views
 - glue: the rest (the walk, the content pipeline, classification, provenance, public keys)
@@ -56,12 +56,10 @@ def _run(tasks: list[object], engine: object) -> int:
 
 def _stage(filename: str, name: str, chain: str) -> str:
     where = f"{filename}:{name} {chain}"
-    if "decoders.py" in filename and name in ("_runs", "_without_long_runs", "_may_hold_long_run",
-                                                "decode_base64", "decode_hex", "decode_percent",
-                                                "decode_json_string", "_printable"):
-        return "decoders"
     if "pyc" in name or "_record_starts" in name or "_is_text" in name:
         return "pyc"
+    if "decoders.py" in filename and "view" not in name and name != "scan_leaf":
+        return "decoders"  # the value decoders: their passes, the tap that feeds them
     if "gate.py" in filename or "hyperscan" in where.lower():
         return "hyperscan"
     if "engine.py" in filename or "literals.py" in filename or "filters.py" in filename:
