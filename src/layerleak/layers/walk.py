@@ -117,6 +117,29 @@ def scan_layer(
     return result
 
 
+def scan_gzip_threaded(key: str, blob: IO[bytes], engine: Engine) -> LayerScan | None:
+    """Scan a gzip layer blob inflated on a second thread (python-isal and hashlib release the
+    GIL), its blob digest hashed there too; None if anything about it is damaged: the caller then
+    scans it again with :func:`scan_layer`, which reports the damage, and what was read before
+    it, exactly as it always does."""
+    from isal import igzip_threaded
+
+    compressed = Hashing(blob)
+    stream = igzip_threaded.open(compressed, "rb", threads=1)  # type: ignore[no-untyped-call]
+    try:
+        scan = scan_layer(key, stream, engine)
+        while compressed.read(1 << 20):  # a trailer after the gzip stream (a digest check at its end)
+            pass
+    except Exception:  # noqa: BLE001 - damage of any kind: the plain path reports it as usual
+        return None
+    finally:
+        stream.close()
+    if scan.error is not None:
+        return None
+    scan.blob_sha256 = compressed.digest()
+    return scan
+
+
 def scan_layer_part(
     key: str, tar: IO[bytes], engine: Engine, stop: int | None, limits: LayerLimits = DEFAULT_LAYER_LIMITS
 ) -> LayerScan:

@@ -256,7 +256,7 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
     """Scan one layer read straight from its file. A big gzip layer is decompressed on another
     thread; should that layer be corrupt, it is scanned again without the thread, so what was
     read before the damage is exactly what the straightforward path reports."""
-    from layerleak.layers.walk import Hashing, scan_layer
+    from layerleak.layers.walk import scan_gzip_threaded, scan_layer
 
     with open(loc.path, "rb") as f:
         f.seek(loc.offset)
@@ -265,23 +265,8 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
         blob: IO[bytes] = io.BufferedReader(_Region(f, loc.size), buffer_size=1 << 20)
         if not (threaded and loc.size >= THREADED_GZIP_MIN and sniff_compression(head) == "gzip"):
             return scan_layer(key, blob, engine)
-        from isal import igzip_threaded
-
-        compressed = Hashing(blob)  # the blob digest, hashed on the inflating thread
-        stream = igzip_threaded.open(compressed, "rb", threads=1)  # type: ignore[no-untyped-call]
-        scan: LayerScan | None = None
-        try:
-            scan = scan_layer(key, stream, engine)
-            while compressed.read(1 << 20):  # a trailer after the gzip stream
-                pass
-        except Exception:  # noqa: BLE001 - damage seen early; the plain path reports it as usual
-            scan = None
-        finally:
-            stream.close()
-    if scan is None or scan.error is not None:
-        return scan_located(key, loc, engine, threaded=False)
-    scan.blob_sha256 = compressed.digest()
-    return scan
+        scan = scan_gzip_threaded(key, blob, engine)
+    return scan if scan is not None else scan_located(key, loc, engine, threaded=False)
 
 
 def _tasks(located: dict[str, BlobLocation], plan: LayerPlan) -> list[_Task]:

@@ -140,29 +140,14 @@ def _scan_one(key: str, size: int | None) -> LayerScan | None:
 
 
 def _threaded(key: str, blob: IO[bytes], engine: Engine) -> LayerScan | None:
-    """The scan of a gzip blob inflated on another thread; None if it is not gzip (then it
-    cannot be read again from here: scanned as it is) or if anything failed."""
-    from isal import igzip_threaded
-
+    """The scan of a gzip blob inflated on another thread, or None if anything failed; a blob
+    that is not gzip is scanned as it is (it cannot be read again from here)."""
     from layerleak.entries.streams import Prefixed
     from layerleak.layers.decompress import sniff_compression
-    from layerleak.layers.walk import Hashing, scan_layer
+    from layerleak.layers.walk import scan_gzip_threaded, scan_layer
 
     head = blob.read(4)
     whole = cast(IO[bytes], Prefixed(head, blob))
     if sniff_compression(head) != "gzip":
         return scan_layer(key, whole, engine)
-    compressed = Hashing(whole)  # the blob digest, hashed on the inflating thread
-    stream = igzip_threaded.open(compressed, "rb", threads=1)  # type: ignore[no-untyped-call]
-    try:
-        scan = scan_layer(key, stream, engine)
-        while compressed.read(1 << 20):  # a trailer after the gzip stream; the digest check at its end
-            pass
-    except Exception:  # noqa: BLE001 - damage: the plain path reports it as usual
-        return None
-    finally:
-        stream.close()
-    if scan.error is not None:
-        return None
-    scan.blob_sha256 = compressed.digest()
-    return scan
+    return scan_gzip_threaded(key, whole, engine)
