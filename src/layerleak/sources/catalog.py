@@ -39,7 +39,7 @@ from layerleak.sources.registry import (
     new_session,
     retry_adapter,
 )
-from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials, parse_challenge
+from layerleak.sources.registry_auth import Challenge, Credentials, find_credentials
 from layerleak.sources.registry_http import BudgetExceeded, RegistrySession, RequestBudget
 from layerleak.sources.registry_tls import TrustStore
 
@@ -103,15 +103,10 @@ class CatalogClient(RepoClient):
     def get_v2(self, path: str) -> requests.Response:
         """GET ``/v2/<path>`` (``_catalog?n=..``, or a ``Link`` target's path and query)."""
         url = f"{self.base()}/v2/{path}"
-        resp = self._send(url, self._with_auth({"Accept": "application/json"}), False)
+        resp = self._authorized(url, {"Accept": "application/json"}, False)
         if resp.status_code == 401:
-            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
             resp.close()
-            self._authenticate(challenge)
-            resp = self._send(url, self._with_auth({"Accept": "application/json"}), False)
-            if resp.status_code == 401:
-                resp.close()
-                raise RegistryError(f"{self.label}: {self._denied()}")
+            raise RegistryError(f"{self.label}: {self._denied()}")
         if resp.status_code != 200:
             what = "the catalog" if path.startswith("_catalog") else "the tag list"
             if resp.status_code == 404:

@@ -253,16 +253,10 @@ class RegistryClient:
     def get(self, path: str, accept: str | None = None, stream: bool = False) -> requests.Response:
         """GET ``/v2/<repo>/<path>``; a 200 answer or a RegistryError."""
         url = f"{self.base()}/v2/{self.ref.repo}/{path}"
-        headers = {"Accept": accept} if accept else {}
-        resp = self._send(url, self._with_auth(headers), stream)
+        resp = self._authorized(url, {"Accept": accept} if accept else {}, stream)
         if resp.status_code == 401:
-            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
             _discard(resp)
-            self._authenticate(challenge)
-            resp = self._send(url, self._with_auth(headers), stream)
-            if resp.status_code == 401:
-                _discard(resp)
-                raise RegistryError(f"{self.label}: {self._denied()}")
+            raise RegistryError(f"{self.label}: {self._denied()}")
         if resp.status_code != 200:
             words = self._status_words(resp, path)
             resp.close()
@@ -275,18 +269,24 @@ class RegistryClient:
         does not answer 200 (the GET that follows then reports what is wrong). A HEAD is not a
         pull: registries that count pulls against a limit count manifest GETs, not HEADs."""
         url = f"{self.base()}/v2/{self.ref.repo}/manifests/{ref}"
-        headers = {"Accept": MANIFEST_ACCEPT}
-        resp = self._send(url, self._with_auth(headers), False, "HEAD")
-        if resp.status_code == 401:
-            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-            resp.close()
-            self._authenticate(challenge)
-            resp = self._send(url, self._with_auth(headers), False, "HEAD")
+        resp = self._authorized(url, {"Accept": MANIFEST_ACCEPT}, False, "HEAD")
         resp.close()
         digest = resp.headers.get("Docker-Content-Digest", "").strip()
         if resp.status_code != 200 or not _SHA256.fullmatch(digest):
             return None
         return digest
+
+    def _authorized(
+        self, url: str, headers: dict[str, str], stream: bool, method: str = "GET"
+    ) -> requests.Response:
+        """The answer to ``method url``, after answering one auth challenge (a 401) if it came."""
+        resp = self._send(url, self._with_auth(headers), stream, method)
+        if resp.status_code == 401:
+            challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            _discard(resp)
+            self._authenticate(challenge)
+            resp = self._send(url, self._with_auth(headers), stream, method)
+        return resp
 
     def _with_auth(self, headers: dict[str, str]) -> dict[str, str]:
         return {**headers, "Authorization": self._authorization} if self._authorization else headers
