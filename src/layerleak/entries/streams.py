@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from layerleak.detect.engine import CHUNK_SIZE
 
@@ -73,3 +73,22 @@ def read_up_to(first: bytes, rest: Reader, cap: int) -> tuple[bytes, bool]:
         total += len(chunk)
         parts.append(chunk)
     return b"".join(parts), False
+
+
+class Region(io.RawIOBase):
+    """``size`` bytes of an open file from its current position."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f = f
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._left)
+        if n <= 0:
+            return 0
+        got = self._f.readinto(memoryview(buffer)[:n])  # type: ignore[attr-defined]
+        self._left -= got
+        return int(got)

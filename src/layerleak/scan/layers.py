@@ -29,6 +29,7 @@ from typing import IO, TYPE_CHECKING
 
 from layerleak.detect.engine import Engine
 from layerleak.detect.rules import Rule
+from layerleak.entries.streams import Region
 from layerleak.errors import LayerleakError
 from layerleak.layers import tarindex
 from layerleak.layers.decompress import sniff_compression
@@ -233,25 +234,6 @@ def _pool(engine: Engine, workers: int) -> ProcessPoolExecutor:
     )
 
 
-class _Region(io.RawIOBase):
-    """``size`` bytes of an open file from its current position."""
-
-    def __init__(self, f: IO[bytes], size: int) -> None:
-        self._f = f
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = min(len(buffer), self._left)
-        if n <= 0:
-            return 0
-        got = self._f.readinto(memoryview(buffer)[:n])  # type: ignore[attr-defined]
-        self._left -= got
-        return int(got)
-
-
 def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = True) -> LayerScan:
     """Scan one layer read straight from its file. A big gzip layer is decompressed on another
     thread; should that layer be corrupt, it is scanned again without the thread, so what was
@@ -262,7 +244,7 @@ def scan_located(key: str, loc: BlobLocation, engine: Engine, threaded: bool = T
         f.seek(loc.offset)
         head = f.read(4)
         f.seek(loc.offset)
-        blob: IO[bytes] = io.BufferedReader(_Region(f, loc.size), buffer_size=1 << 20)
+        blob: IO[bytes] = io.BufferedReader(Region(f, loc.size), buffer_size=1 << 20)
         if not (threaded and loc.size >= THREADED_GZIP_MIN and sniff_compression(head) == "gzip"):
             return scan_layer(key, blob, engine)
         scan = scan_gzip_threaded(key, blob, engine)

@@ -31,8 +31,10 @@ import os
 import shutil
 import tempfile
 import threading
+from typing import IO, cast
 
 from layerleak.entries.limits import DEFAULT_LAYER_LIMITS, LayerLimits
+from layerleak.entries.streams import Region
 from layerleak.sources.interface import BlobLocation
 
 SPOOL_MAX = 4 << 30  # bytes of disk one spooled layer may take
@@ -117,15 +119,17 @@ class Spool:
     def _inflate(self) -> None:
         from isal import igzip
 
+        from layerleak.layers.walk import Hashing
+
         self._dir = tempfile.mkdtemp(prefix="layerleak-spool-", dir=self._parent)  # 0700
         self._path = os.path.join(self._dir, "layer.tar")
-        plain_hash, blob_hash = hashlib.sha256(), hashlib.sha256()
+        plain_hash = hashlib.sha256()
         limits = self.limits
         with open(self.loc.path, "rb", buffering=0) as raw:
             if os.pread(raw.fileno(), 2, self.loc.offset) != b"\x1f\x8b":
                 raise _Abandoned("not gzip")
             raw.seek(self.loc.offset)
-            blob = _Counted(raw, self.loc.size, blob_hash)
+            blob = Hashing(cast(IO[bytes], Region(raw, self.loc.size)))  # counted and hashed as read
             fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 with igzip.IGzipFile(fileobj=blob, mode="rb") as plain:  # type: ignore[no-untyped-call]
@@ -151,40 +155,12 @@ class Spool:
             finally:
                 os.close(fd)
         self.diff_id = "sha256:" + plain_hash.hexdigest()
-        self.blob_sha256 = "sha256:" + blob_hash.hexdigest()
+        self.blob_sha256 = blob.digest()
 
     def _remove(self) -> None:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-
-
-class _Counted:
-    """``size`` bytes of an open raw file from where it stands, counted and hashed as read."""
-
-    def __init__(self, raw: object, size: int, digest: hashlib._Hash) -> None:
-        self._raw = raw
-        self._left = size
-        self._hash = digest
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        want = self._left if n is None or n < 0 else min(n, self._left)
-        if want <= 0:
-            return b""
-        data: bytes = self._raw.read(want)  # type: ignore[attr-defined]
-        self._left -= len(data)
-        self.count += len(data)
-        self._hash.update(data)
-        return data
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
 
 
 def _write_all(fd: int, data: bytes) -> None:
