@@ -20,10 +20,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
@@ -37,6 +35,7 @@ from layerleak.layers.scanned import LayerScan, merge
 from layerleak.memory import return_large_buffers
 from layerleak.scan import streamed
 from layerleak.scan.spool import Spool
+from layerleak.scan.workers import kill_workers, leave_signals_to_the_parent, signals_held
 from layerleak.sources.interface import BlobLocation, ImageSource, LayerRef
 from layerleak.store.cache import LayerStore
 
@@ -174,36 +173,10 @@ def _from_cache(
 _engine: Engine | None = None
 
 
-def _leave_signals_to_the_parent() -> None:
-    """Ctrl-C reaches the whole process group: a worker ignores it (and SIGTERM) instead of
-    printing a traceback, and the parent, which stops with one line, kills its workers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):  # held since the fork (_signals_held): now ignored
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
-
-
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM wait while workers are forked, so that none arrives in a worker before
-    it ignores them (it would print a traceback); here they are delivered when this ends."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, before)
-
-
 def _init_worker(rules: Sequence[Rule], gate: str) -> None:
     """A spawned worker builds its own engine."""
     global _engine
-    _leave_signals_to_the_parent()
+    leave_signals_to_the_parent()
     return_large_buffers()
     _engine = Engine(rules, gate=gate)
 
@@ -211,7 +184,7 @@ def _init_worker(rules: Sequence[Rule], gate: str) -> None:
 def _init_forked(engine: Engine) -> None:
     """A forked worker has the parent's engine already built (:meth:`Engine.prepare`)."""
     global _engine
-    _leave_signals_to_the_parent()
+    leave_signals_to_the_parent()
     return_large_buffers()
     _engine = engine
 
@@ -534,17 +507,17 @@ def _run_pool(
 
     found: dict[_Task, LayerScan] = {}
     workers = jobs if schedule.cuts or schedule.spools else min(jobs, len(schedule.whole))
-    with _signals_held():
+    with signals_held():
         pool = _pool(engine, workers)
     try:
         futures: dict[_Task, Future[LayerScan]] = {}
 
         def submit(task: _Task) -> None:
-            with _signals_held():  # the first submit forks the workers
+            with signals_held():  # the first submit forks the workers
                 futures[task] = pool.submit(_worker_scan, task)
 
         if schedule.spools:
-            with _signals_held():  # fork the workers now (the first submit does), then inflate
+            with signals_held():  # fork the workers now (the first submit does), then inflate
                 pool.submit(int).result()
             schedule.start_spools()
         for task in schedule.early(jobs):
@@ -579,16 +552,7 @@ def _run_pool(
         if hasher is not None:
             hasher.join()
     except BaseException:  # interrupted (or a worker failed): stop the workers now, not after their tasks
-        _kill_workers(pool)
+        kill_workers(pool)
         raise
     pool.shutdown(wait=True)
     return found
-
-
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    # ProcessPoolExecutor has no public way to stop running workers before Python 3.14
-    # (terminate_workers): kill them; the executor then sees them gone and winds down at once
-    # (waiting for that keeps its exit hook from writing to a pipe it has closed).
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.kill()
-    pool.shutdown(wait=True, cancel_futures=True)

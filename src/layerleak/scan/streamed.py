@@ -25,6 +25,7 @@ from layerleak.detect.engine import Engine
 from layerleak.errors import LayerleakError
 from layerleak.layers.scanned import LayerScan
 from layerleak.memory import return_large_buffers
+from layerleak.scan.workers import kill_workers, leave_signals_to_the_parent, signals_held
 from layerleak.sources.interface import ImageSource
 
 if TYPE_CHECKING:
@@ -63,16 +64,14 @@ def scan_streamed(
     from concurrent.futures import FIRST_COMPLETED, Future, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from layerleak.scan.layers import _kill_workers, _signals_held
-
     order = sorted(keys, key=lambda k: sizes.get(k) or 0, reverse=True)
     hooks = {k: progress(k, sizes.get(k)) if progress else None for k in order}
     found: dict[str, LayerScan] = {}
     engine.prepare()  # built once here, shared by the forked workers
-    with _signals_held():
+    with signals_held():
         pool = _pool(source, engine, min(jobs, len(order)))
     try:
-        with _signals_held():  # the first submit forks the workers
+        with signals_held():  # the first submit forks the workers
             pending: dict[Future[LayerScan | None], str] = {
                 pool.submit(_scan_one, k, sizes.get(k)): k for k in order
             }
@@ -92,7 +91,7 @@ def scan_streamed(
                 if hook is not None:
                     hook(sizes.get(key) or 0)
     except BaseException:  # interrupted, or a worker failed: stop the others now
-        _kill_workers(pool)
+        kill_workers(pool)
         raise
     pool.shutdown(wait=True)
     return {k: found[k] for k in sorted(found)}  # the order the one-at-a-time path gives
@@ -108,9 +107,7 @@ def _pool(source: ImageSource, engine: Engine, workers: int) -> ProcessPoolExecu
 
 def _init(source: ImageSource, engine: Engine) -> None:
     global _source, _engine
-    from layerleak.scan.layers import _leave_signals_to_the_parent
-
-    _leave_signals_to_the_parent()
+    leave_signals_to_the_parent()
     return_large_buffers()
     source.after_fork()
     _source, _engine = source, engine
